@@ -1,0 +1,226 @@
+"""The `phys-ml` command. It parses arguments, resolves paths and hands over to the stages; no science here."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from phys_ml import __version__
+from phys_ml.stages.common.errors import PhysMLError, UserError
+
+app = typer.Typer(
+    name="phys-ml",
+    help="Pipelines reproducing physics-informed machine-learning studies. Stages read params.yaml and write "
+    "Parquet, metrics and figures under data/; `dvc repro` runs them all.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+profile_app = typer.Typer(help="Parameter profiles: smoke (tests), default (committed), paper (paper scale).",
+                          no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+
+err = Console(stderr=True)
+STATE = {"debug": False}
+
+TaskArg = Annotated[str, typer.Argument(help="Task: particles, thermo, groundwater, diphoton or rre.")]
+SubtaskArg = Annotated[Optional[str], typer.Argument(help="Sub-task (particles: task2, task31, task32); all if omitted.")]
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Parameter file.")]
+DataOpt = Annotated[Path, typer.Option("--data-dir", help="Where artifacts are written.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"phys-ml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    STATE["debug"] = debug
+
+
+def _run_stage(stage: str, task: str, subtask: str | None, params_path: Path, data_dir: Path) -> None:
+    from phys_ml.stages.common.context import StageContext
+    from phys_ml.stages.common.params import load_params
+    from phys_ml.stages.registry import get_task, stage_function
+
+    info = get_task(task)
+    fn = stage_function(info, stage, subtask)
+    ctx = StageContext(task=task, params=load_params(params_path), data_dir=data_dir, console=err)
+    fn(ctx, subtask)
+
+
+@app.command(rich_help_panel="Stages")
+def generate(task: TaskArg, subtask: SubtaskArg = None, params: ParamsOpt = Path("params.yaml"),
+             data_dir: DataOpt = Path("data")) -> None:
+    """Simulate the data set of a task."""
+    _run_stage("generate", task, subtask, params, data_dir)
+
+
+@app.command(rich_help_panel="Stages")
+def train(task: TaskArg, subtask: SubtaskArg = None, params: ParamsOpt = Path("params.yaml"),
+          data_dir: DataOpt = Path("data")) -> None:
+    """Train the models of a task."""
+    _run_stage("train", task, subtask, params, data_dir)
+
+
+@app.command(rich_help_panel="Stages")
+def evaluate(task: TaskArg, subtask: SubtaskArg = None, params: ParamsOpt = Path("params.yaml"),
+             data_dir: DataOpt = Path("data")) -> None:
+    """Evaluate a task's models: metrics.json, tables and figures."""
+    _run_stage("evaluate", task, subtask, params, data_dir)
+
+
+@app.command(rich_help_panel="Stages")
+def report(params: ParamsOpt = Path("params.yaml"), data_dir: DataOpt = Path("data"),
+           out: Annotated[Path, typer.Option(help="Folder for report.md and report.html.")] = Path("reports")) -> None:
+    """Write the Markdown and HTML report: the paper's tables beside ours, with the figures."""
+    from phys_ml.stages.common.config import section
+    from phys_ml.stages.common.params import load_params
+    from phys_ml.stages.report_stage import build_report
+
+    title = section(load_params(params), "report").get("title", "phys-ml report")
+    md, html, shown, missing = build_report(data_dir, out, str(title))
+    err.print(f"report: {md} and {html}; tasks shown: {', '.join(shown) or 'none'}; "
+              f"not run: {', '.join(missing) or 'none'}")
+
+
+@app.command(rich_help_panel="Pipeline")
+def reproduce(
+    force: Annotated[bool, typer.Option("--force", "-f", help="Run every stage even if unchanged.")] = False,
+    target: Annotated[Optional[str], typer.Argument(help="A stage name to reproduce (with its dependencies).")] = None,
+) -> None:
+    """Run the whole pipeline with `dvc repro` (only what changed)."""
+    dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+    if not Path(dvc).exists() and not shutil.which("dvc"):
+        raise UserError("dvc not found: install the project with `make install`")
+    if not Path("dvc.yaml").is_file():
+        raise UserError("no dvc.yaml here: run `phys-ml reproduce` from the project's root folder")
+    cmd = [dvc, "repro"] + (["--force"] if force else []) + ([target] if target else [])
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    code = subprocess.call(cmd, env=env)
+    if code:
+        raise typer.Exit(1)
+
+
+@app.command(rich_help_panel="Pipeline")
+def info() -> None:
+    """Versions, the resolved torch device and the MODFLOW 6 executable."""
+    import platform
+
+    import torch
+
+    from phys_ml.stages.common.runtime import resolve_device
+
+    rows = [("phys-ml", __version__), ("python", platform.python_version()), ("torch", torch.__version__),
+            ("device (auto)", str(resolve_device("auto"))), ("torch threads", str(torch.get_num_threads()))]
+    for dist in ("numpy", "pyarrow", "dvc", "flopy", "tensorflow", "tensorflow-probability"):
+        rows.append((dist, _dist_version(dist)))
+    rows.append(("mf6", _mf6_line()))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+def _dist_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _mf6_line() -> str:
+    try:
+        from phys_ml.stages.groundwater.mf6 import mf6_info
+    except ImportError:
+        return "unknown (groundwater task not installed)"
+    try:
+        found = mf6_info()
+    except PhysMLError as exc:
+        return f"not found ({exc})"
+    return f"{found.get('path')} (version {found.get('version')})"
+
+
+@profile_app.command("apply")
+def profile_apply(name: Annotated[str, typer.Argument(help="Profile name: smoke or paper.")],
+                  root: Annotated[Path, typer.Option(help="Project root.")] = Path(".")) -> None:
+    """Overlay profiles/NAME.yaml onto params.yaml (`git checkout params.yaml` restores the defaults)."""
+    from phys_ml.stages.common.params import apply_profile
+
+    path = apply_profile(root, name)
+    err.print(f"applied profile '{name}' to {path}")
+
+
+@profile_app.command("list")
+def profile_list(root: Annotated[Path, typer.Option(help="Project root.")] = Path(".")) -> None:
+    """List the available profiles."""
+    from phys_ml.stages.common.params import available_profiles
+
+    for name in available_profiles(root):
+        print(name)
+
+
+def _mount_task_apps() -> None:
+    """Task-specific helper commands: cli/<task>.py with a Typer `app` becomes `phys-ml <task> ...`."""
+    from phys_ml.stages.registry import TASKS
+
+    for name in TASKS:
+        module_name = f"phys_ml.cli.{name}"
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        app.add_typer(module.app, name=name, rich_help_panel="Task helpers")
+
+
+_mount_task_apps()
+
+
+def run() -> None:
+    """Console entry point: errors become one line on stderr and an exit code (2 bad input, 1 failed run)."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app(standalone_mode=False)
+    except PhysMLError as exc:
+        if debug:
+            raise
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted", highlight=False)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("interrupted", highlight=False)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if debug:
+            raise
+        err.print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                  highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run()

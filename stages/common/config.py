@@ -46,6 +46,9 @@ def _describe(error: dict[str, Any], key: str) -> str:
         if isinstance(limit, float) and limit.is_integer():
             limit = int(limit)
         return f"{loc} must be {bounds[kind]} {limit}, got {value!r}"
+    if kind == "value_error":  # raised by a field validator (e.g. an optimizer spec); its text names the key
+        text = str(ctx.get("error", error["msg"]))
+        return f"{loc}{text}" if text.startswith(".") else f"{loc}: {text}"
     if kind == "literal_error":
         return f"{loc} must be one of {ctx.get('expected')}, got {value!r}"
     return f"{loc}: {error['msg'].lower()}, got {value!r}"

@@ -102,7 +102,7 @@ class ThermodynamicOptimizer(torch.optim.Optimizer):
         if not self._started():
             with torch.enable_grad():
                 closure()
-            self._kick()
+            self._kick(only_new=True)
         self._drift()
         with torch.enable_grad():
             loss = closure()
@@ -141,8 +141,9 @@ class ThermodynamicOptimizer(torch.optim.Optimizer):
             ps.append(state["momentum"])
         return ps
 
-    def _kick(self) -> None:
-        """B_h; B_{h/2} on a tensor's first kick (momenta start at zero, then half a kick)."""
+    def _kick(self, only_new: bool = False) -> None:
+        """B_h; B_{h/2} on a tensor's first kick (momenta start at zero, then half a kick). ``only_new``: only
+        the tensors not kicked before (the start, or a param group added later)."""
         for group in self.param_groups:
             h = group["h"]
             new = [q for q in group["params"] if "momentum" not in self.state[q]]
@@ -153,7 +154,7 @@ class ThermodynamicOptimizer(torch.optim.Optimizer):
             new_ids = {id(q) for q in new}
             old = [(self.state[q]["momentum"], q.grad) for q in group["params"]
                    if q.grad is not None and id(q) not in new_ids]
-            if old:
+            if old and not only_new:
                 ps, gs = zip(*old)
                 torch._foreach_add_(list(ps), list(gs), alpha=-h)
 
@@ -195,15 +196,18 @@ class ThermodynamicOptimizer(torch.optim.Optimizer):
         d_scale = group["sigma_A"] * math.sqrt(h / 2)
 
         def c_step() -> None:  # C_{h/2}: p *= exp(-h/2 xi)
-            torch._foreach_mul_(ps, torch._foreach_exp([x * (-h / 2) for x in xis]))
+            factors = torch._foreach_mul(xis, -h / 2)
+            torch._foreach_exp_(factors)
+            torch._foreach_mul_(ps, factors)
 
         c_step()
         torch._foreach_add_(ps, self._noise(ps), alpha=d_scale)  # D_{h/2}
-        for p, xi in zip(ps, xis):  # E_h: xi += h eps (p.p - N tau), p.p over each member's entries
-            dims = tuple(range(m, p.dim()))
-            n = p[(0,) * m].numel() if m else p.numel()
-            pp = p.square().sum(dim=dims, keepdim=True) if dims else p.square()
-            xi.add_(pp - n * group["tau"], alpha=h * group["eps"])
+        # E_h: xi += h eps (p.p - N tau), p.p over each member's entries (N of them)
+        squares = torch._foreach_mul(ps, ps)
+        sums = [sq.sum(dim=tuple(range(m, sq.dim())), keepdim=True) if sq.dim() > m else sq for sq in squares]
+        torch._foreach_add_(xis, sums, alpha=h * group["eps"])
+        per_member = [math.prod(p.shape[m:]) for p in ps]
+        torch._foreach_add_(xis, [-h * group["eps"] * n * group["tau"] for n in per_member])
         torch._foreach_add_(ps, self._noise(ps), alpha=d_scale)  # D_{h/2}
         c_step()
 

@@ -52,10 +52,12 @@ def test_missing_params_file_exit_2(tmp_path):
 
 def test_bad_param_value_is_named(tmp_path, project_root):
     params = tmp_path / "params.yaml"
-    params.write_text("particles:\n  generate: {seed: -1}\n")
+    committed = (project_root / "params.yaml").read_text()
+    assert "n_train: 10000" in committed
+    params.write_text(committed.replace("n_train: 10000", "n_train: 0", 1))
     result = run_cli("generate", "particles", "--params", str(params), "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: particles.") and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.strip() == "error: particles.generate.task2.n_train must be >= 2, got 0"
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").rglob("*.parquet"))
 
 

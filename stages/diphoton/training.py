@@ -1,0 +1,182 @@
+"""Training the conditional MAF with one of the paper's four losses (Sec. 2.2-2.4, 3). TensorFlow, no I/O.
+
+Events are unpaired: each epoch the MC (condition) and data (reference) training events are shuffled
+independently and paired by position. RMSProp with a square-root (power 0.5 polynomial) decay of the learning
+rate from lr_start to lr_end over the run (Sec. 3).
+"""
+
+from __future__ import annotations
+
+from . import tfenv  # noqa: F401
+
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+from . import losses  # noqa: E402
+from .config import TrainConfig  # noqa: E402
+from .flow import ConditionalMAF  # noqa: E402
+
+
+class NonFinite(Exception):
+    """The loss or the weights became NaN/inf; ``epoch`` is where, ``last_good`` the last finite epoch."""
+
+    def __init__(self, epoch: int, last_good: int):
+        super().__init__(f"non-finite loss at epoch {epoch}")
+        self.epoch, self.last_good = epoch, last_good
+
+
+@dataclass
+class History:
+    epoch: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    l1: list[float] = field(default_factory=list)  # MDMM: primary (KL), per epoch mean
+    l2: list[float] = field(default_factory=list)  # MDMM: constraint (MMD)
+    lam: list[float] = field(default_factory=list)  # MDMM: lambda at the end of the epoch
+    epsilon: float = float("nan")
+    data_mmd: float = float("nan")
+
+
+def build_flow(cfg: TrainConfig, dim: int = 6) -> ConditionalMAF:
+    return ConditionalMAF(dim=dim, n_blocks=cfg.n_blocks, hidden_units=tuple(cfg.hidden_units),
+                          log_scale_bound=cfg.log_scale_bound)
+
+
+def batch_size(cfg: TrainConfig, loss: str) -> int:
+    return cfg.batch_size_mmd if loss in ("mmd", "mdmm") else cfg.batch_size
+
+
+def data_mmd_level(data: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, n_pairs: int = 20) -> float:
+    """Mean MMD between independent batches of the data (the 'data-vs-data' value the constraint is set by)."""
+    b = min(cfg.batch_size_mmd, len(data) // 2)
+    vals = []
+    for _ in range(n_pairs):
+        idx = rng.permutation(len(data))[: 2 * b]
+        vals.append(float(losses.mmd(data[idx[:b]], data[idx[b:]], cfg.mmd_sigma, cfg.mmd_form)))
+    return float(np.mean(vals))
+
+
+class Trainer:
+    """One flow, one loss. ``run`` trains for cfg.epochs; ``on_epoch(epoch, history)`` is called after each
+    finite epoch (the pipeline saves checkpoints there)."""
+
+    def __init__(self, flow: ConditionalMAF, loss: str, cfg: TrainConfig, mc_train, data_train, mc_val, data_val):
+        self.flow, self.loss, self.cfg = flow, loss, cfg
+        self.mc, self.data = np.asarray(mc_train, np.float32), np.asarray(data_train, np.float32)
+        self.mc_val, self.data_val = np.asarray(mc_val, np.float32), np.asarray(data_val, np.float32)
+        self.batch = min(batch_size(cfg, loss), len(self.mc), len(self.data))
+        self.rng = np.random.default_rng(cfg.seed)
+        n_batches = min(len(self.mc), len(self.data)) // self.batch
+        if cfg.max_steps_per_epoch:
+            n_batches = min(n_batches, cfg.max_steps_per_epoch)
+        self.steps_per_epoch = max(n_batches, 1)
+        total = self.steps_per_epoch * cfg.epochs
+        self.schedule = tf_keras.optimizers.schedules.PolynomialDecay(
+            cfg.lr_start, decay_steps=total, end_learning_rate=cfg.lr_end, power=0.5)
+        self.optimizer = tf_keras.optimizers.RMSprop(learning_rate=self.schedule)
+        self.lam = tf.Variable(cfg.mdmm_lambda_init, dtype=tf.float32, trainable=False, name="mdmm_lambda")
+        self.history = History()
+        if loss in ("kl", "mdmm"):
+            sub = self.data[self.rng.permutation(len(self.data))[: cfg.kde_data_events]]
+            self.grid = tf.constant(losses.kde_grid(sub, cfg.kde_grid))
+            self.bandwidth = tf.constant(losses.silverman_bandwidths(sub, cfg.kde_bandwidth_factor) *
+                                         (len(sub) / self.batch) ** 0.2)  # the bandwidth of a batch-sized KDE
+            self.p_data = tf.constant(losses.kde_on_grid_chunked(sub, self.grid.numpy(), self.bandwidth.numpy()))
+        if loss in ("mmd", "mdmm"):
+            self.history.data_mmd = data_mmd_level(self.data, cfg, self.rng)
+            self.history.epsilon = (1.0 + cfg.mdmm_epsilon_rel) * self.history.data_mmd
+        spec = tf.TensorSpec([None, flow.dim], tf.float32)
+        self._step = tf.function(self._train_step, input_signature=[spec, spec, spec])
+        self._eval = tf.function(self._losses, input_signature=[spec, spec, spec])
+
+    # -- losses of one batch: (objective, L1, L2) -------------------------------------------------------
+    def _losses(self, x_c, x_ref, z):
+        cfg = self.cfg
+        if self.loss == "log":  # Sec. 2.2: -log p(x_ref - x_c | x_c)
+            nll = -tf.reduce_mean(self.flow.log_prob(x_ref - x_c, x_c))
+            return nll, nll, tf.constant(0.0)
+        gen = self.flow.transform(x_c, z)
+        if self.loss == "kl":
+            kl = losses.kde_kl(self.p_data, gen, self.grid, self.bandwidth)
+            return kl, kl, tf.constant(0.0)
+        mmd = losses.mmd(gen, x_ref, cfg.mmd_sigma, cfg.mmd_form)
+        if self.loss == "mmd":
+            return mmd, tf.constant(0.0), mmd
+        kl = losses.kde_kl(self.p_data, gen, self.grid, self.bandwidth)
+        total = losses.mdmm_lagrangian(kl, mmd, self.lam, self.history.epsilon, cfg.mdmm_damping)
+        return total, kl, mmd
+
+    def _train_step(self, x_c, x_ref, z):
+        variables = self.flow.trainable_variables
+        with tf.GradientTape() as tape:
+            total, l1, l2 = self._losses(x_c, x_ref, z)
+        grads = tape.gradient(total, variables)
+        if self.cfg.clip_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, self.cfg.clip_norm)
+        finite = tf.math.is_finite(total) & tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        if finite:
+            self.optimizer.apply_gradients(zip(grads, variables))
+        return total, l1, l2, finite
+
+    def _pairs(self, mc, data, n_batches):
+        """Unpaired events: independent shuffles of MC and data, paired by position, plus base noise."""
+        b = min(self.batch, len(mc), len(data))
+        i_mc = self.rng.permutation(len(mc))
+        i_data = self.rng.permutation(len(data))
+        for k in range(n_batches):
+            sl = slice(k * b, (k + 1) * b)
+            z = self.rng.standard_normal((b, self.flow.dim)).astype(np.float32)
+            yield mc[i_mc[sl]], data[i_data[sl]], z
+
+    def validation_loss(self) -> float:
+        n = max(min(len(self.mc_val), len(self.data_val)) // self.batch, 1)
+        vals = [float(self._eval(*batch)[0]) for batch in self._pairs(self.mc_val, self.data_val, min(n, 5))]
+        return float(np.mean(vals))
+
+    def run(self, on_epoch: Callable[[int, History], None] | None = None,
+            progress: Callable[[int, int], None] | None = None) -> History:
+        h, last_good = self.history, 0
+        for epoch in range(1, self.cfg.epochs + 1):
+            sums = np.zeros(3)
+            for x_c, x_ref, z in self._pairs(self.mc, self.data, self.steps_per_epoch):
+                total, l1, l2, finite = self._step(x_c, x_ref, z)
+                if not bool(finite):
+                    raise NonFinite(epoch, last_good)
+                sums += [float(total), float(l1), float(l2)]
+                if self.loss == "mdmm":  # gradient ascent on lambda (Platt & Barr 1987)
+                    self.lam.assign(losses.mdmm_lambda_step(float(self.lam), float(l2), self.history.epsilon,
+                                                            self.cfg.mdmm_lambda_lr))
+            mean = sums / self.steps_per_epoch
+            val = self.validation_loss()
+            if not np.isfinite(val):
+                raise NonFinite(epoch, last_good)
+            h.epoch.append(epoch)
+            h.loss.append(float(mean[0]))
+            h.val_loss.append(val)
+            h.lr.append(float(self.schedule(self.optimizer.iterations)))
+            h.l1.append(float(mean[1]))
+            h.l2.append(float(mean[2]))
+            h.lam.append(float(self.lam))
+            last_good = epoch
+            if on_epoch is not None:
+                on_epoch(epoch, h)
+            if progress is not None:
+                progress(epoch, self.cfg.epochs)
+        return h
+
+
+def sample_transformed(flow: ConditionalMAF, x_c: np.ndarray, seed: int, batch: int = 20_000) -> np.ndarray:
+    """Transformed MC (standardized): x_c + delta, delta ~ p(delta | x_c), in batches."""
+    rng = np.random.default_rng(seed)
+    fn = tf.function(flow.transform, input_signature=[tf.TensorSpec([None, flow.dim], tf.float32)] * 2)
+    out = []
+    for start in range(0, len(x_c), batch):
+        xc = np.asarray(x_c[start:start + batch], np.float32)
+        z = rng.standard_normal(xc.shape).astype(np.float32)
+        out.append(fn(xc, z).numpy())
+    return np.concatenate(out)

@@ -1,0 +1,144 @@
+"""The TFP conditional MAF, the losses and MDMM (TensorFlow)."""
+
+import numpy as np
+import pytest
+
+from phys_ml.stages.diphoton import tfenv
+
+tfenv.setup(0, 1)
+
+import tensorflow as tf  # noqa: E402
+
+from phys_ml.stages.diphoton import losses  # noqa: E402
+from phys_ml.stages.diphoton.config import TrainConfig  # noqa: E402
+from phys_ml.stages.diphoton.flow import ConditionalMAF  # noqa: E402
+from phys_ml.stages.diphoton.training import NonFinite, Trainer, build_flow  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def deep_flow():
+    tfenv.setup(1, 1)
+    return ConditionalMAF(dim=6, n_blocks=10, hidden_units=(16, 16))
+
+
+def test_gradients_reach_every_block_and_are_finite(deep_flow):
+    rng = np.random.default_rng(0)
+    c = tf.constant(rng.standard_normal((64, 6)) * 3, tf.float32)
+    x = tf.constant(rng.standard_normal((64, 6)) * 3, tf.float32)
+    z = tf.constant(rng.standard_normal((64, 6)), tf.float32)
+    assert len(deep_flow.trainable_variables) == 10 * len(deep_flow.made[0].trainable_variables) > 0
+    for objective in (lambda: -tf.reduce_mean(deep_flow.log_prob(x, c)),
+                      lambda: tf.reduce_mean(deep_flow.transform(c, z) ** 2)):
+        assert np.isfinite(objective().numpy())
+    # one tape per block (a tape is consumed by gradient())
+    for block, net in enumerate(deep_flow.made):
+        with tf.GradientTape() as tape:
+            value = -tf.reduce_mean(deep_flow.log_prob(x, c)) + tf.reduce_mean(deep_flow.transform(c, z) ** 2)
+        grads = tape.gradient(value, net.trainable_variables)
+        assert all(g is not None for g in grads), f"block {block} gets no gradient"
+        assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+        assert sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0, f"block {block} has zero gradient"
+
+
+def test_condition_changes_output(deep_flow):
+    rng = np.random.default_rng(1)
+    z = tf.constant(rng.standard_normal((8, 6)), tf.float32)
+    c1 = tf.constant(rng.standard_normal((8, 6)), tf.float32)
+    c2 = c1 + 1.0
+    d1, d2 = deep_flow.delta(z, c1).numpy(), deep_flow.delta(z, c2).numpy()
+    assert np.max(np.abs(d1 - d2)) > 1e-4
+    lp1, lp2 = deep_flow.log_prob(z, c1).numpy(), deep_flow.log_prob(z, c2).numpy()
+    assert np.max(np.abs(lp1 - lp2)) > 1e-5
+
+
+def test_log_prob_change_of_variables():
+    tfenv.setup(2, 1)
+    flow = ConditionalMAF(dim=3, n_blocks=2, hidden_units=(8,), init_scale=1.0)
+    rng = np.random.default_rng(2)
+    z = tf.constant(rng.standard_normal((5, 3)), tf.float32)
+    c = tf.constant(rng.standard_normal((5, 3)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        x = flow.delta(z, c)
+    jac = tape.batch_jacobian(x, z).numpy()  # (5, 3, 3)
+    log_base = -0.5 * np.sum(z.numpy() ** 2, axis=1) - 1.5 * np.log(2 * np.pi)
+    expected = log_base - np.log(np.abs(np.linalg.det(jac)))
+    np.testing.assert_allclose(flow.log_prob(x, c).numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert np.max(np.abs(x.numpy() - z.numpy())) > 1e-2  # a non-trivial map
+
+
+def test_kde_kl_zero_for_identical_positive_otherwise():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3000, 6)).astype(np.float32)
+    grid = losses.kde_grid(x, 64)
+    h = losses.silverman_bandwidths(x)
+    p = losses.kde_on_grid_chunked(x, grid, h)
+    assert float(losses.kde_kl(p, x, grid, h)) == pytest.approx(0.0, abs=1e-5)
+    assert float(losses.kde_kl(p, x + 0.5, grid, h)) > 0.05
+    assert float(losses.kde_kl(p, x + 0.5, grid, h)) > float(losses.kde_kl(p, x + 0.2, grid, h)) > 0
+
+
+def test_mmd_self_vs_shifted():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((500, 6)).astype(np.float32)
+    y = rng.standard_normal((500, 6)).astype(np.float32)
+    assert float(losses.mmd(x, x, 0.1)) == pytest.approx(0.0, abs=1e-6)
+    same = float(losses.mmd(x, y, 0.1))
+    shifted = [float(losses.mmd(x, y + s, 0.1)) for s in (0.3, 1.0)]
+    assert 0 <= same < shifted[0] < shifted[1]
+    # the paper's single-cross-term form equals the mean kernel for identical samples
+    assert float(losses.mmd(x, x, 0.1, "paper")) == pytest.approx(float(losses._kernel_mean(x, x, 0.1)))
+
+
+def test_mdmm_lambda_moves_with_constraint():
+    eps = 0.01
+    assert losses.mdmm_lambda_step(0.5, 0.02, eps, lr=1.0) > 0.5  # violated: up
+    assert losses.mdmm_lambda_step(0.5, 0.005, eps, lr=1.0) < 0.5  # satisfied: down
+    assert losses.mdmm_lambda_step(0.001, 0.0, eps, lr=1.0) == 0.0  # not below zero
+    assert losses.mdmm_lambda_step(0.001, 0.0, eps, lr=1.0, nonnegative=False) < 0.0
+    # the step is the gradient of eq. 3 with respect to lambda
+    lam = tf.Variable(0.3)
+    with tf.GradientTape() as tape:
+        value = losses.mdmm_lagrangian(tf.constant(1.0), tf.constant(0.02), lam, eps, 2.0)
+    assert float(tape.gradient(value, lam)) == pytest.approx(0.02 - eps)
+
+
+def _tiny_cfg(**kw):
+    base = dict(epochs=2, n_blocks=2, hidden_units=[8, 8], batch_size=256, batch_size_mmd=128,
+                kde_grid=16, kde_data_events=1000, max_steps_per_epoch=3, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.slow
+def test_training_reduces_log_loss_and_mdmm_runs():
+    rng = np.random.default_rng(5)
+    mc = rng.standard_normal((1500, 6)).astype(np.float32)
+    data = (0.7 * rng.standard_normal((1500, 6)) + 1.0).astype(np.float32)
+    cfg = _tiny_cfg(epochs=6, max_steps_per_epoch=5, lr_start=0.01, lr_end=0.001)
+    tfenv.setup(cfg.seed, 1)
+    h = Trainer(build_flow(cfg), "log", cfg, mc[:1200], data[:1200], mc[1200:], data[1200:]).run()
+    assert h.loss[-1] < h.loss[0] and np.all(np.isfinite(h.val_loss))
+    cfg = _tiny_cfg(losses=["mdmm"])
+    t = Trainer(build_flow(cfg), "mdmm", cfg, mc[:1200], data[:1200], mc[1200:], data[1200:])
+    h = t.run()
+    assert h.epsilon == pytest.approx(1.015 * h.data_mmd) and len(h.lam) == 2 and min(h.lam) >= 0
+
+
+def test_nan_stops_training_with_last_good_epoch():
+    rng = np.random.default_rng(6)
+    mc = rng.standard_normal((600, 6)).astype(np.float32)
+    data = rng.standard_normal((600, 6)).astype(np.float32)
+    cfg = _tiny_cfg(epochs=3)
+    flow = build_flow(cfg)
+    seen = []
+
+    def poison(epoch, history):
+        seen.append(epoch)
+        if epoch == 1:  # corrupt a weight after the first good epoch
+            v = flow.trainable_variables[0]
+            v.assign(tf.fill(v.shape, np.nan))
+
+    with pytest.raises(NonFinite) as err:
+        Trainer(flow, "log", cfg, mc, data, mc[:100], data[:100]).run(on_epoch=poison)
+    assert err.value.epoch == 2 and err.value.last_good == 1 and seen == [1]

@@ -1,0 +1,91 @@
+"""rre speed figures: time per P-DL training iteration (full batch / mini-batch 128, forward-mode derivatives
+vs nested autograd) and Richards-solver time for the 20 x 20 x 10 x 30 benchmark.
+
+    OMP_NUM_THREADS=1 python benchmarks/rre_bench.py [--iterations 30] [--no-solver]
+
+Reports wall time and process CPU time per iteration (median of repeats); on a shared machine the CPU time is
+the fairer figure. Paper (GPU, TensorFlow): 124 ms full batch, 94 ms mini-batch per Adam iteration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from phys_ml.stages.rre.cases import CaseSpec, run_case
+from phys_ml.stages.rre.model import PsiNet, autograd_derivatives
+from phys_ml.stages.rre.soil import VanGenuchten
+from phys_ml.stages.rre.solver import Grid, Stepping
+from phys_ml.stages.rre.train import TrainData, losses
+
+SOIL = VanGenuchten()
+HI = [25.0, 25.0, 5.0, 3250.0]
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU milliseconds of ``fn()``."""
+    fn()
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(1e3 * (time.perf_counter() - w))
+        cpus.append(1e3 * (time.process_time() - c))
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def iteration(net, data, opt, sensors, psi_obs, colloc, nested: bool):
+    def step():
+        opt.zero_grad(set_to_none=True)
+        if nested:
+            from phys_ml.stages.rre.model import residual
+
+            l_data = ((net(sensors) - psi_obs) / data.psi_scale).pow(2).mean()
+            r = residual(autograd_derivatives(net, colloc), SOIL) / data.r_scale
+            loss = l_data + r.pow(2).mean()
+        else:
+            loss = losses(net, data, sensors, psi_obs, colloc, 1.0)[0]
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--no-solver", action="store_true")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    hi = torch.tensor(HI)
+    sensors = torch.rand(2250, 4, generator=g) * hi
+    psi_obs = -30 + 20 * torch.rand(2250, generator=g)
+    colloc = torch.rand(10_000, 4, generator=g) * hi
+    data = TrainData(sensors, psi_obs, colloc, SOIL, 3250.0, 28.0)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, float32, network 4-10x5-1")
+    for mode, n_m, n_f in (("full batch (2,250 + 10,000)", 2250, 10_000), ("mini-batch 128 (+128 colloc.)", 128, 128)):
+        for nested in (False, True):
+            net = PsiNet(10, 5, [0, 0, 0, 0], HI, -30.0, 28.0)
+            opt = torch.optim.Adam(net.parameters(), 1e-3)
+            wall, cpu = timed(iteration(net, data, opt, sensors[:n_m], psi_obs[:n_m], colloc[:n_f], nested),
+                              args.iterations)
+            how = "nested autograd" if nested else "forward-mode + hand backward"
+            print(f"{mode:32s} {how:30s} wall {wall:7.2f} ms   cpu {cpu:7.2f} ms per Adam iteration")
+    if not args.no_solver:
+        spec = CaseSpec(Grid(20, 20, 10, 25.0, 25.0, 5.0), SOIL, -1.0, 0.75, 3250.0, 30)
+        for name, stepping in (("tight", Stepping.tight()), ("mrst-like", Stepping.mrst())):
+            w, c = time.perf_counter(), time.process_time()
+            sol = run_case(spec, "evaporation", stepping)
+            print(f"solver 20x20x10x30 {name:10s} wall {time.perf_counter() - w:6.2f} s   cpu "
+                  f"{time.process_time() - c:6.2f} s   {sol.steps} steps, {sol.picard_iterations} Picard iterations")
+    print(f"numpy {np.__version__}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""P-DL network: forward-mode derivatives and their hand-written backward against nested autograd; the RRE
+residual is near zero on the solver's own solution."""
+
+import numpy as np
+import torch
+
+from phys_ml.stages.rre.model import PsiNet, autograd_derivatives, residual
+from phys_ml.stages.rre.soil import VanGenuchten, capacity
+from phys_ml.stages.rre.solver import Grid, Problem, Stepping, solve
+
+SOIL = VanGenuchten()
+
+
+def small_net(hidden=6, layers=3):
+    torch.manual_seed(0)
+    return PsiNet(hidden, layers, [0, 0, 0, 0], [25, 25, 5, 3250], -30.0, 28.0).double()
+
+
+def points(n=300):
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, 4, generator=g, dtype=torch.float64) * torch.tensor([25.0, 25.0, 5.0, 3250.0])
+
+
+def test_forward_mode_derivatives_match_autograd():
+    net, x = small_net(), points()
+    ours, ref = net.derivatives(x), autograd_derivatives(net, x)
+    for key in ref:
+        torch.testing.assert_close(ours[key], ref[key], rtol=1e-10, atol=1e-12 * float(ref[key].detach().abs().max()))
+
+
+def test_parameter_gradients_match_autograd():
+    net, x = small_net(), points()
+
+    def loss(d):
+        return (residual(d, SOIL) / 8e-5).pow(2).mean() + d["psi"].pow(2).mean() * 1e-3
+
+    g_ours = torch.autograd.grad(loss(net.derivatives(x)), list(net.parameters()))
+    g_ref = torch.autograd.grad(loss(autograd_derivatives(net, x)), list(net.parameters()))
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12 * float(b.abs().max()))
+
+
+def test_residual_is_small_on_the_solver_solution():
+    """Feed eq. 6 the fine-grid solver solution with finite-difference derivatives (central in z and t)."""
+    g = Grid(1, 1, 40, 25.0, 25.0, 5.0)
+    times = np.arange(1490.0, 1511.0, 10.0)
+    sol = solve(Problem(g, SOIL, np.full(g.shape, -1.0), np.full((1, 1), 0.75 / 3600)), times,
+                Stepping.tight(dt_max=2.0))
+    psi = sol.psi[:, 0, 0, :]  # (3 times, nz)
+    dz, dt = g.spacing[2], 10.0
+    mid = psi[1, 1:-1]
+    to = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    zeros = to(np.zeros_like(mid))
+    d = {
+        "psi": to(mid),
+        "psi_t": to((psi[2, 1:-1] - psi[0, 1:-1]) / (2 * dt)),
+        "psi_x": zeros, "psi_y": zeros, "psi_xx": zeros, "psi_yy": zeros,
+        "psi_z": to((psi[1, 2:] - psi[1, :-2]) / (2 * dz)),
+        "psi_zz": to((psi[1, 2:] - 2 * mid + psi[1, :-2]) / dz**2),
+    }
+    r = residual(d, SOIL).numpy()
+    storage = capacity(mid, SOIL) * d["psi_t"].numpy()
+    assert np.linalg.norm(r) < 0.01 * np.linalg.norm(storage)
+    # and a wrong field (psi shifted in time) is not a solution
+    d["psi_t"] = 2 * d["psi_t"]
+    assert np.linalg.norm(residual(d, SOIL).numpy()) > 0.5 * np.linalg.norm(storage)
+
+
+def test_both_derivative_modes_give_the_same_loss():
+    from phys_ml.stages.rre.train import TrainData, losses
+
+    net, x = small_net(), points(200)
+    obs = -30.0 + torch.zeros(50, dtype=torch.float64)
+    values = []
+    for mode in ("taylor", "autograd"):
+        data = TrainData(x[:50], obs, x[50:], SOIL, 3250.0, 28.0, mode)
+        values.append(torch.stack(losses(net, data, data.sensors, data.psi_obs, data.colloc, 1.0)).detach())
+    torch.testing.assert_close(values[0], values[1], rtol=1e-10, atol=0.0)

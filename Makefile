@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
+# dvc runs the stages' `phys-ml ...` commands through the shell: the venv's bin must be on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install pipeline test smoke report clean
 

@@ -111,7 +111,9 @@ def reproduce(
     if not Path("dvc.yaml").is_file():
         raise UserError("no dvc.yaml here: run `phys-ml reproduce` from the project's root folder")
     cmd = [dvc, "repro"] + (["--force"] if force else []) + ([target] if target else [])
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    # The stages call `phys-ml`: put this environment's bin folder first, activated or not.
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1"}
     code = subprocess.call(cmd, env=env)
     if code:
         raise typer.Exit(1)

@@ -1,7 +1,8 @@
-"""rre speed figures: time per P-DL training iteration (full batch / mini-batch 128, forward-mode derivatives
-vs nested autograd) and Richards-solver time for the 20 x 20 x 10 x 30 benchmark.
+"""rre speed figures: time per P-DL training iteration (full batch / mini-batch 128; forward-mode derivatives,
+compiled with torch.compile or eager, vs nested autograd) and Richards-solver time for the 20 x 20 x 10 x 30
+benchmark.
 
-    OMP_NUM_THREADS=1 python benchmarks/rre_bench.py [--iterations 30] [--no-solver]
+    python benchmarks/rre_bench.py [--iterations 30] [--no-solver]   (threads: torch's default, or OMP_NUM_THREADS)
 
 Reports wall time and process CPU time per iteration (median of repeats); on a shared machine the CPU time is
 the fairer figure. Paper (GPU, TensorFlow): 124 ms full batch, 94 ms mini-batch per Adam iteration.
@@ -10,6 +11,7 @@ the fairer figure. Paper (GPU, TensorFlow): 124 ms full batch, 94 ms mini-batch 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -17,10 +19,10 @@ import numpy as np
 import torch
 
 from phys_ml.stages.rre.cases import CaseSpec, run_case
-from phys_ml.stages.rre.model import PsiNet, autograd_derivatives
+from phys_ml.stages.rre.model import PsiNet
 from phys_ml.stages.rre.soil import VanGenuchten
 from phys_ml.stages.rre.solver import Grid, Stepping
-from phys_ml.stages.rre.train import TrainData, losses
+from phys_ml.stages.rre.train import TrainData, _compiled_losses, losses
 
 SOIL = VanGenuchten()
 HI = [25.0, 25.0, 5.0, 3250.0]
@@ -39,18 +41,15 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def iteration(net, data, opt, sensors, psi_obs, colloc, nested: bool):
+def iteration(net, data, opt, sensors, psi_obs, colloc, how: str):
+    """One Adam step; ``how``: compiled | eager (forward-mode) | nested (nested reverse-mode autograd)."""
+    loss_fn = _compiled_losses() if how == "compiled" else losses
+    if how == "nested":
+        data = dataclasses.replace(data, derivatives="autograd")
+
     def step():
         opt.zero_grad(set_to_none=True)
-        if nested:
-            from phys_ml.stages.rre.model import residual
-
-            l_data = ((net(sensors) - psi_obs) / data.psi_scale).pow(2).mean()
-            r = residual(autograd_derivatives(net, colloc), SOIL) / data.r_scale
-            loss = l_data + r.pow(2).mean()
-        else:
-            loss = losses(net, data, sensors, psi_obs, colloc, 1.0)[0]
-        loss.backward()
+        loss_fn(net, data, sensors, psi_obs, colloc, 1.0)[0].backward()
         opt.step()
 
     return step
@@ -70,13 +69,14 @@ def main() -> None:
     data = TrainData(sensors, psi_obs, colloc, SOIL, 3250.0, 28.0)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, float32, network 4-10x5-1")
     for mode, n_m, n_f in (("full batch (2,250 + 10,000)", 2250, 10_000), ("mini-batch 128 (+128 colloc.)", 128, 128)):
-        for nested in (False, True):
+        for how in ("compiled", "eager", "nested"):
             net = PsiNet(10, 5, [0, 0, 0, 0], HI, -30.0, 28.0)
             opt = torch.optim.Adam(net.parameters(), 1e-3)
-            wall, cpu = timed(iteration(net, data, opt, sensors[:n_m], psi_obs[:n_m], colloc[:n_f], nested),
+            wall, cpu = timed(iteration(net, data, opt, sensors[:n_m], psi_obs[:n_m], colloc[:n_f], how),
                               args.iterations)
-            how = "nested autograd" if nested else "forward-mode + hand backward"
-            print(f"{mode:32s} {how:30s} wall {wall:7.2f} ms   cpu {cpu:7.2f} ms per Adam iteration")
+            label = {"compiled": "forward-mode, torch.compile", "eager": "forward-mode, eager",
+                     "nested": "nested autograd"}[how]
+            print(f"{mode:32s} {label:28s} wall {wall:7.2f} ms   cpu {cpu:7.2f} ms per Adam iteration")
     if not args.no_solver:
         spec = CaseSpec(Grid(20, 20, 10, 25.0, 25.0, 5.0), SOIL, -1.0, 0.75, 3250.0, 30)
         for name, stepping in (("tight", Stepping.tight()), ("mrst-like", Stepping.mrst())):

@@ -3,19 +3,20 @@
 The residual needs psi_t, the three first space derivatives and the three pure second space derivatives at
 10,000 collocation points. Nested reverse-mode autograd recomputes the network many times; here the
 derivatives are carried forward through the layers with the network value (forward-mode, "Taylor mode" for
-the pure second derivatives), stacked so that each layer costs one matmul:
+the pure second derivatives):
 
-    h = W a + b,   a' = tanh(h),   s = 1 - a'^2
+    y = W a + b,   a' = tanh(y),   s = 1 - a'^2,   p = -2 a' s
     d a'/dx_k     = s * (W da/dx_k)
-    d2 a'/dx_k^2  = s * (W d2a/dx_k^2) - 2 a' s * (W da/dx_k)^2
+    d2 a'/dx_k^2  = s * (W d2a/dx_k^2) + p * (W da/dx_k)^2
 
-Training then back-propagates once through this graph.
+in plain tensor operations, so training back-propagates through them with ordinary autograd, and
+``torch.compile`` can fuse the elementwise work (see ``train.py``). Activations are stored feature-major,
+(H, N) and (H, channels, N), so every layer is one (H x H) @ (H x channels N) product.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .soil import VanGenuchten, capacity, conductivity, conductivity_derivative
@@ -53,90 +54,45 @@ class PsiNet(nn.Module):
 
     def derivatives(self, coords: torch.Tensor) -> dict[str, torch.Tensor]:
         """psi and psi_x, psi_y, psi_z, psi_t, psi_xx, psi_yy, psi_zz (z = depth), each (N,), physical units."""
-        params = [p for lin in self.linears for p in (lin.weight, lin.bias)]
-        out = _TaylorMLP.apply(self.scaled(coords), *params)  # (8, N): value, 4 first, 3 second derivatives
+        weights = [lin.weight for lin in self.linears]
+        biases = [lin.bias for lin in self.linears]
+        value, first, second = taylor_forward(self.scaled(coords), weights, biases)
         c, k = self.in_scale, self.psi_scale
         return {
-            "psi": self.psi_centre + k * out[0],
-            "psi_x": k * c[0] * out[1],
-            "psi_y": k * c[1] * out[2],
-            "psi_z": k * c[2] * out[3],
-            "psi_t": k * c[3] * out[4],
-            "psi_xx": k * c[0] ** 2 * out[5],
-            "psi_yy": k * c[1] ** 2 * out[6],
-            "psi_zz": k * c[2] ** 2 * out[7],
+            "psi": self.psi_centre + k * value,
+            "psi_x": k * c[0] * first[0],
+            "psi_y": k * c[1] * first[1],
+            "psi_z": k * c[2] * first[2],
+            "psi_t": k * c[3] * first[3],
+            "psi_xx": k * c[0] ** 2 * second[0],
+            "psi_yy": k * c[1] ** 2 * second[1],
+            "psi_zz": k * c[2] ** 2 * second[2],
         }
 
 
-class _TaylorMLP(torch.autograd.Function):
-    """Value, first and pure second input derivatives of a tanh MLP, with a hand-written backward pass
-    (one pass over the saved layer states; cheaper than letting autograd record every elementwise op).
-
-    State per layer: Z = [a; g_1..g_4; q_1..q_3], shape (8, N, H). Forward of a hidden layer:
-        Y = Z W^T,  A = tanh(Y_0 + b),  s = 1 - A^2,  p = -2 A s
-        Z' = [A;  s Y_1..4;  s Y_5..7 + p Y_1..3^2]
-    """
-
-    @staticmethod
-    def forward(ctx, xs: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
-        weights, biases = params[0::2], params[1::2]
-        n = xs.shape[0]
-        z = xs.new_zeros(8, n, xs.shape[1])
-        z[0] = xs
-        for k in range(4):
-            z[1 + k, :, k] = 1.0  # d x_k / d x_k; second derivatives of the inputs are 0
-        saved = []
-        # elementwise work is done per channel on contiguous (N, H) slices: broadcasting (N, H) against
-        # (8, N, H) is several times slower in torch on CPU
-        for w, b in zip(weights[:-1], biases[:-1]):
-            y = F.linear(z, w)
-            a = torch.tanh(y[0] + b)
-            s = 1 - a * a
-            p = -2 * a * s
-            nxt = torch.empty_like(y)
-            nxt[0] = a
-            for k in range(4):
-                torch.mul(y[1 + k], s, out=nxt[1 + k])
-            for k in range(3):
-                tmp = y[1 + k] * y[1 + k]
-                tmp.mul_(p)
-                torch.addcmul(tmp, y[5 + k], s, out=nxt[5 + k])
-            saved.append((z, y, a, s, p))
-            z = nxt
-        out = F.linear(z, weights[-1]).squeeze(-1)
-        out[0] += biases[-1]
-        ctx.saved = saved
-        ctx.last = z
-        ctx.save_for_backward(*weights)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        weights = ctx.saved_tensors
-        z = ctx.last
-        h = z.shape[-1]  # width of the last hidden layer
-        # last layer: out_c = z_c . w  (+ b for c = 0)
-        grads: list[torch.Tensor] = [grad_out[0].sum().reshape(1), (grad_out.reshape(1, -1) @ z.reshape(-1, h))]
-        zbar = grad_out[..., None] * weights[-1]  # (8, N, H)
-        for (z_in, y, a, s, p), w in zip(reversed(ctx.saved), reversed(weights[:-1])):
-            abar, gbar, qbar = zbar[0], zbar[1:5], zbar[5:]
-            ybar = torch.empty_like(y)
-            sbar = torch.zeros_like(s)
-            pbar = torch.zeros_like(s)
-            for k in range(4):
-                torch.mul(gbar[k], s, out=ybar[1 + k])
-                sbar.addcmul_(gbar[k], y[1 + k])
-            for k in range(3):
-                torch.mul(qbar[k], s, out=ybar[5 + k])
-                sbar.addcmul_(qbar[k], y[5 + k])
-                ybar[1 + k].addcmul_(p * y[1 + k], qbar[k], value=2.0)  # from p * dh^2
-                pbar.addcmul_(y[1 + k] * y[1 + k], qbar[k])
-            # s = 1 - a^2, p = -2 a + 2 a^3, a = tanh(y_0 + b)
-            ybar[0] = (abar - 2 * a * sbar + (6 * a * a - 2) * pbar) * s
-            grads += [ybar[0].sum(0), ybar.reshape(-1, y.shape[-1]).T @ z_in.reshape(-1, z_in.shape[-1])]
-            zbar = ybar @ w
-        grads.reverse()  # collected from the last layer down as (bias, weight): now (w_0, b_0, w_1, b_1, ...)
-        return (None, *grads)
+def taylor_forward(xs: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A tanh MLP's output (N,), its first derivatives in the 4 inputs (4, N) and its pure second
+    derivatives in the first 3 inputs (3, N), at scaled inputs ``xs`` (N, 4)."""
+    n, width = xs.shape[0], weights[0].shape[0]
+    w0 = weights[0]
+    a = torch.tanh(w0 @ xs.T + biases[0][:, None])  # (H, N)
+    s = 1 - a * a
+    # the inputs' own derivatives are unit vectors, so the first layer's are columns of W
+    first = s[:, None, :] * w0[:, :, None]  # (H, 4, N)
+    second = (-2 * a * s)[:, None, :] * (w0[:, :3, None] ** 2)  # (H, 3, N)
+    for w, b in zip(weights[1:-1], biases[1:-1]):
+        y = w @ a + b[:, None]
+        y1 = (w @ first.reshape(width, -1)).reshape(width, 4, n)
+        y2 = (w @ second.reshape(width, -1)).reshape(width, 3, n)
+        a = torch.tanh(y)
+        s = 1 - a * a
+        second = s[:, None, :] * y2 + (-2 * a * s)[:, None, :] * y1[:, :3] ** 2
+        first = s[:, None, :] * y1
+    w, b = weights[-1], biases[-1]
+    value = (w @ a + b[:, None]).squeeze(0)
+    return (value, (w @ first.reshape(width, -1)).reshape(4, n),
+            (w @ second.reshape(width, -1)).reshape(3, n))
 
 
 def residual(d: dict[str, torch.Tensor], soil: VanGenuchten) -> torch.Tensor:

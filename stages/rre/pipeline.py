@@ -103,6 +103,7 @@ class TrainCfg(Config):
     layers: int = Field(5, ge=1)
     residual_weight: float = Field(0.1, ge=0)
     derivatives: Literal["taylor", "autograd"] = "taylor"  # forward-mode or nested autograd for eq. 6
+    compile: bool = False  # torch.compile the forward-mode loss (needs a C++ compiler on CPU)
     batch_size: int = Field(128, ge=1)
     log_every: int = Field(50, ge=1)
     runs: Annotated[list[RunCfg], Field(min_length=1)]
@@ -228,12 +229,25 @@ def _new_net(cfg: TrainCfg, meta: dict, psi_obs: np.ndarray) -> PsiNet:
 
 
 # ---- train ----
+def _require_cxx() -> None:
+    """torch.compile's CPU backend builds C++: fail early and clearly where no compiler works."""
+    from torch._inductor import cpp_builder
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as exc:  # InvalidCxxCompiler
+        raise UserError("rre.train.compile is true but torch.compile found no working C++ compiler "
+                        "(install g++ or set rre.train.compile: false)") from exc
+
+
 def train(ctx: StageContext, subtask: str | None = None) -> None:
     cfg = parse_config(TrainCfg, ctx.params, "rre.train")
     names = [_run_name(r) for r in cfg.runs]
     if len(set(names)) != len(names):
         raise UserError("rre.train.runs: each (optimizer name, batch) pair may appear once")
     device = resolve_device(cfg.device)
+    if cfg.compile and device.type == "cpu":
+        _require_cxx()
     timings: dict[str, float] = {}
     for case in cfg.cases:
         sol, sensors, colloc, meta = _load_case(ctx, case)
@@ -242,7 +256,7 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
         f32 = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
         scale = float(max((psi_obs.max() - psi_obs.min()) / 2, 1e-3))
         data = TrainData(f32(_coords(sensors)), f32(psi_obs), f32(_coords(colloc)), soil,
-                         float(_bounds(meta)[1][3]), scale, cfg.derivatives)
+                         float(_bounds(meta)[1][3]), scale, cfg.derivatives, cfg.compile)
         hist = {"run": [], "iteration": [], "loss": [], "loss_data": [], "loss_rre": []}
         for k, run in enumerate(cfg.runs):
             name = _run_name(run)

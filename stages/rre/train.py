@@ -33,7 +33,7 @@ class TrainData:
     t_end: float
     psi_scale: float
     derivatives: str = "taylor"  # taylor: forward-mode (PsiNet.derivatives) | autograd: nested reverse mode
-    compile: bool = False  # torch.compile the training loss (fuses the forward-mode elementwise work)
+    compile: bool = False  # torch.compile the full-batch training loss (fuses the forward-mode elementwise work)
 
     @property
     def r_scale(self) -> float:
@@ -72,7 +72,9 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
           weight: float, log_every: int, generator: torch.Generator, progress=None) -> TrainResult:
     """Train ``net`` in place. ``batch`` is 'full' or 'mini'; ``progress`` wraps the iteration range."""
     opt = build_optimizer(net, optimizer)
-    step_losses = _compiled_losses() if data.compile and data.derivatives == "taylor" else losses
+    # compiled for full batches only: a mini-batch step is too small for fused loops to pay for the compiling
+    compiled = data.compile and data.derivatives == "taylor" and batch == "full"
+    step_losses = _compiled_losses() if compiled else losses
     result = TrainResult(iterations=iterations)
     nm, nf = data.psi_obs.shape[0], data.colloc.shape[0]
     perm_m = perm_f = None

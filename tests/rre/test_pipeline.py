@@ -17,6 +17,7 @@ def small(params):
     p["rre"]["train"]["runs"] = [
         {"optimizer": {"name": "adam", "lr": 0.01}, "batch": "full", "iterations": 5},
         {"optimizer": {"name": "gd", "lr": 0.01}, "batch": "mini", "iterations": 5},
+        {"optimizer": {"name": "adam", "lr": 0.01}, "batch": "full", "iterations": 5, "residual_weight": 0.25},
     ]
     return p
 
@@ -35,8 +36,10 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
     pipeline.evaluate(a, None)
     metrics = (a.task_dir / "metrics.json").read_text()
     assert '"patch.adam-full.re_psi"' in metrics and '"patch.baseline.re_psi"' in metrics
+    assert '"patch.adam-full-w0.25.re_psi"' in metrics  # a run with its own residual weight
     section = pipeline.report_section(a.data_dir)
     assert "sensor interpolation" in section.markdown and len(section.figures) == 3
+    assert "| adam | full | 0.25 |" in section.markdown
     assert pipeline.report_section(tmp_path / "none") is None
 
 

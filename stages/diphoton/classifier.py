@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import tfenv  # noqa: F401
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from .metrics import auc, roc_curve  # noqa: E402
@@ -31,8 +32,24 @@ def discriminate(data: np.ndarray, other: np.ndarray, hidden=(32, 32), epochs: i
         + [tf_keras.layers.Dense(h, activation="relu") for h in hidden]
         + [tf_keras.layers.Dense(1, activation="sigmoid")]
     )
-    model.compile(optimizer=tf_keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
-    model.fit(x[n_test:], y[n_test:], batch_size=batch, epochs=epochs, shuffle=True, verbose=0)
-    scores = model.predict(x[:n_test], batch_size=10_000, verbose=0).ravel()
+    # a plain minibatch loop instead of model.fit/predict: same BCE + Adam training, without the tf.data
+    # pipeline (which logs a spurious NodeDef error with tf_keras on TF 2.21) or retracing warnings
+    optimizer = tf_keras.optimizers.Adam(1e-3)
+    bce = tf_keras.losses.BinaryCrossentropy()
+
+    def step(xb, yb):  # eager: a few hundred small steps, no tracing
+        with tf.GradientTape() as tape:
+            loss = bce(yb, model(xb, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+    x_tr, y_tr = x[n_test:], y[n_test:, None]
+    for _ in range(epochs):
+        order = rng.permutation(len(x_tr))
+        for i in range(0, len(x_tr), batch):
+            idx = order[i:i + batch]
+            step(x_tr[idx], y_tr[idx])
+    test = x[:n_test]
+    scores = np.concatenate([model(test[i:i + 10_000], training=False).numpy().ravel()
+                             for i in range(0, n_test, 10_000)])
     fpr, tpr = roc_curve(y[:n_test], scores)
     return {"auc": auc(y[:n_test], scores), "fpr": fpr, "tpr": tpr}

@@ -57,3 +57,44 @@ def order_by_pt(pt_a, eta_a, phi_a, pt_b, eta_b, phi_b) -> np.ndarray:
         np.where(lead, pt_a, pt_b), np.where(lead, eta_a, eta_b), np.where(lead, phi_a, phi_b),
         np.where(lead, pt_b, pt_a), np.where(lead, eta_b, eta_a), np.where(lead, phi_b, phi_a),
     ])
+
+
+PT_COLUMNS = (0, 3)  # pt1, pt2 in FEATURES
+
+
+def to_flow_space(x: np.ndarray, log_pt: bool) -> np.ndarray:
+    """Features as the flow sees them (before standardization): pT -> log pT if ``log_pt`` (keeps transformed
+    pT positive and compresses the falling pT tails, which dominate the Pearson correlations)."""
+    x = np.array(x, np.float64)
+    if log_pt:
+        x[:, PT_COLUMNS] = np.log(x[:, PT_COLUMNS])
+    return x
+
+
+def from_flow_space(z: np.ndarray, log_pt: bool) -> np.ndarray:
+    """Inverse of ``to_flow_space``."""
+    z = np.array(z, np.float64)
+    if log_pt:
+        z[:, PT_COLUMNS] = np.exp(z[:, PT_COLUMNS])
+    return z
+
+
+def reorder_by_pt(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """(n, 6) FEATURES with the leading photon first again, and the fraction of events whose photons swapped
+    (a transformed event can come out with pT2 > pT1; "leading" is defined as the higher pT)."""
+    swapped = x[:, 3] > x[:, 0]
+    return order_by_pt(*(x[:, i] for i in range(6))), float(swapped.mean())
+
+
+def to_physical_range(x: np.ndarray, pt_max: float) -> tuple[np.ndarray, float, float]:
+    """Transformed events brought back into the physical range: phi wrapped into [-pi, pi) (m_gg unchanged) and
+    pT capped at ``pt_max`` (the largest pT of the training events; a rare far tail of the flow, mapped through
+    exp(log pT), can otherwise give a single event of ~10 TeV that dominates a Pearson correlation). Returns the
+    events, the fraction with a capped pT and the fraction with a wrapped phi."""
+    x = np.array(x, np.float64)
+    phi = [2, 5]
+    wrapped = np.any(np.abs(x[:, phi]) > np.pi, axis=1)
+    x[:, phi] = (x[:, phi] + np.pi) % (2.0 * np.pi) - np.pi
+    capped = np.any(x[:, PT_COLUMNS] > pt_max, axis=1)
+    x[:, PT_COLUMNS] = np.minimum(x[:, PT_COLUMNS], pt_max)
+    return x, float(capped.mean()), float(wrapped.mean())

@@ -26,6 +26,16 @@ def correlation_row(x6: np.ndarray) -> dict[str, float]:
     return row
 
 
+def correlation_stderr(x6: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict[str, float]:
+    """Bootstrap standard error of each entry of the Table 1 row (resampling the events with replacement).
+
+    For a Pearson r it is close to (1 - r^2) / sqrt(n); the difference of two independent samples of the same
+    size carries about sqrt(2) times it."""
+    rng = np.random.default_rng(seed)
+    rows = [correlation_row(x6[rng.integers(0, len(x6), len(x6))]) for _ in range(n_boot)]
+    return {k: float(np.std([r[k] for r in rows], ddof=1)) for k in rows[0]}
+
+
 def wasserstein_per_feature(x6: np.ndarray, ref6: np.ndarray, scale: np.ndarray | None = None) -> dict[str, float]:
     """1-D Wasserstein-1 distance per column (6 features + m_gg), divided by ``scale`` (the data std) if given."""
     a, b = with_mass(x6), with_mass(ref6)

@@ -22,7 +22,8 @@ from phys_ml.stages.common.report import ReportSection
 
 from . import report as report_mod
 from .config import EvaluateConfig, GenerateConfig, TrainConfig
-from .events import COLUMNS, FEATURES, UNITS, with_mass
+from .events import (COLUMNS, FEATURES, UNITS, from_flow_space, reorder_by_pt, selection_mask, to_flow_space,
+                     to_physical_range, with_mass)
 
 TASK = "diphoton"
 SAMPLES = ("mc", "data")
@@ -83,18 +84,22 @@ def split(x: np.ndarray, validation_fraction: float) -> tuple[np.ndarray, np.nda
     return x[:n_train], x[n_train:]
 
 
-def scaler(mc_train: np.ndarray, data_train: np.ndarray) -> dict:
-    """One affine standardization for both samples (so delta = z_data - z_mc keeps its meaning)."""
-    both = np.concatenate([mc_train, data_train])
-    return {"mean": both.mean(0).tolist(), "std": both.std(0).tolist(), "features": list(FEATURES)}
+def scaler(mc_train: np.ndarray, data_train: np.ndarray, log_pt: bool = False) -> dict:
+    """One affine standardization for both samples (so delta = z_data - z_mc keeps its meaning), applied after
+    pT -> log pT when ``log_pt``."""
+    both = to_flow_space(np.concatenate([mc_train, data_train]), log_pt)
+    return {"mean": both.mean(0).tolist(), "std": both.std(0).tolist(), "features": list(FEATURES),
+            "log_pt": log_pt}
 
 
 def _standardize(x, sc):
+    x = to_flow_space(x, sc.get("log_pt", False))
     return ((x - np.asarray(sc["mean"])) / np.asarray(sc["std"])).astype(np.float32)
 
 
 def _unstandardize(z, sc):
-    return z.astype(np.float64) * np.asarray(sc["std"]) + np.asarray(sc["mean"])
+    return from_flow_space(z.astype(np.float64) * np.asarray(sc["std"]) + np.asarray(sc["mean"]),
+                           sc.get("log_pt", False))
 
 
 def train(ctx: StageContext, subtask: str | None = None) -> None:
@@ -103,7 +108,7 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
     mc, data = read_sample(task_dir, "mc"), read_sample(task_dir, "data")
     mc_tr, mc_val = split(mc, cfg.validation_fraction)
     data_tr, data_val = split(data, cfg.validation_fraction)
-    sc = scaler(mc_tr, data_tr)
+    sc = scaler(mc_tr, data_tr, cfg.log_pt)
     artifacts.write_json(task_dir / "models" / "scaler.json", sc)
     z = {k: _standardize(v, sc) for k, v in (("mc_tr", mc_tr), ("mc_val", mc_val), ("data_tr", data_tr),
                                             ("data_val", data_val))}
@@ -118,11 +123,12 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
         out = model_dir(task_dir, loss)
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        run_cfg = cfg.model_copy(update={"seed": cfg.seed + 1000 * index})
+        run_cfg = cfg.model_copy(update={"seed": cfg.seed + 1000 * index,
+                                         "epochs": cfg.epochs_for(loss)})
         flow = build_flow(run_cfg)
         trainer = Trainer(flow, loss, run_cfg, z["mc_tr"], z["data_tr"], z["mc_val"], z["data_val"])
-        saver = _Saver(flow, trainer, out, cfg)
-        ctx.console.print(f"diphoton train {loss}: {cfg.epochs} epochs x {trainer.steps_per_epoch} steps of "
+        saver = _Saver(flow, trainer, out, run_cfg)
+        ctx.console.print(f"diphoton train {loss}: {run_cfg.epochs} epochs x {trainer.steps_per_epoch} steps of "
                           f"{trainer.batch} events")
         start = time.perf_counter()
         try:
@@ -133,7 +139,7 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
                             f"stopped, last good checkpoint ({kept}) kept in {out}") from None
         seconds = time.perf_counter() - start
         artifacts.write_json(out / "history.json", _history_dict(history, loss, trainer))
-        events = cfg.epochs * trainer.steps_per_epoch * trainer.batch
+        events = run_cfg.epochs * trainer.steps_per_epoch * trainer.batch
         rows.append((f"{loss}: final loss / val", f"{history.loss[-1]:.4g} / {history.val_loss[-1]:.4g}"))
         rows.append((f"{loss}: time, events/s", f"{seconds:.1f} s, {events / seconds:.0f}"))
     print_summary(ctx.console, "diphoton train", rows)
@@ -204,26 +210,34 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     tcfg = parse_config(TrainConfig, ctx.params, "diphoton.train")
     task_dir = ctx.task_dir
     sc = artifacts.read_json(task_dir / "models" / "scaler.json")
-    _, mc_val = split(read_sample(task_dir, "mc"), tcfg.validation_fraction)
-    _, data_val = split(read_sample(task_dir, "data"), tcfg.validation_fraction)
+    mc_tr, mc_val = split(read_sample(task_dir, "mc"), tcfg.validation_fraction)
+    data_tr, data_val = split(read_sample(task_dir, "data"), tcfg.validation_fraction)
+    pt_max = float(max(mc_tr[:, 0].max(), data_tr[:, 0].max()))
+    if min(len(mc_val), len(data_val)) < cfg.n_events:
+        raise UserError(f"diphoton.evaluate.n_events is {cfg.n_events} but the held-out split has only "
+                        f"{min(len(mc_val), len(data_val))} events per sample: raise diphoton.generate.n_mc/n_data "
+                        f"or lower n_events")
     mc_val, data_val = mc_val[: cfg.n_events], data_val[: cfg.n_events]
 
     from . import tfenv
 
     tfenv.setup(cfg.seed, cfg.threads)
     from .classifier import discriminate
-    from .metrics import correlation_row, wasserstein_per_feature
+    from .metrics import correlation_row, correlation_stderr, wasserstein_per_feature
     from .training import sample_transformed
 
     samples = {"data": data_val, "mc": mc_val}
-    histories = {}
+    histories, swapped, outside, capped, wrapped = {}, {}, {}, {}, {}
     for index, loss in enumerate(tcfg.losses):
         flow = load_flow(task_dir, loss, tcfg)
         gen = sample_transformed(flow, _standardize(mc_val, sc), seed=cfg.seed + index)
         x = _unstandardize(gen, sc)
         if not np.all(np.isfinite(x)):
             raise RunFailed(f"diphoton evaluate: the {loss} model produced non-finite events")
-        samples[loss] = x
+        if cfg.physical_range:
+            x, capped[loss], wrapped[loss] = to_physical_range(x, pt_max)
+        samples[loss], swapped[loss] = reorder_by_pt(x)
+        outside[loss] = float(1.0 - selection_mask(samples[loss]).mean())
         histories[loss] = artifacts.read_json(model_dir(task_dir, loss) / "history.json")
     models = list(tcfg.losses)
 
@@ -243,14 +257,20 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                                cfg.classifier_epochs, cfg.classifier_batch, cfg.seed)
     source = parse_config(GenerateConfig, ctx.params, "diphoton.generate").source
     metrics = report_mod.build_metrics(corr, w1, {k: r["auc"] for k, r in rocs.items()}, histories, models, source,
-                                       len(data_val))
-    metrics["setup"] = {"epochs": tcfg.epochs, "n_blocks": tcfg.n_blocks, "hidden_units": tcfg.hidden_units,
+                                       len(data_val), correlation_stderr(data_val, seed=cfg.seed))
+    metrics["transformed"] = {"swapped_fraction": swapped, "outside_selection_fraction": outside,
+                              "pt_capped_fraction": capped, "phi_wrapped_fraction": wrapped,
+                              "physical_range": cfg.physical_range}
+    metrics["setup"] = {"epochs": {k: tcfg.epochs_for(k) for k in models}, "n_blocks": tcfg.n_blocks,
+                        "hidden_units": tcfg.hidden_units,
                         "batch_size": tcfg.batch_size, "batch_size_mmd": tcfg.batch_size_mmd,
-                        "mmd_form": tcfg.mmd_form, "mdmm_epsilon_rel": tcfg.mdmm_epsilon_rel}
+                        "mmd_form": tcfg.mmd_form, "mmd_sigma": tcfg.mmd_sigma, "log_pt": tcfg.log_pt,
+                        "mdmm_epsilon_rel": tcfg.mdmm_epsilon_rel}
     artifacts.write_json(task_dir / "metrics.json", metrics)
     report_mod.make_figures(task_dir / "figures", samples, rocs, histories, cfg.hist_bins)
     rows = [(f"AUC {k}", r["auc"]) for k, r in rocs.items()]
     rows += [(f"max |dr| {k}", metrics["corr_max_abs_diff"][k]) for k in ["mc", *models]]
+    rows.append(("1 sigma of a difference (largest pair)", max(metrics["corr_diff_noise"].values())))
     print_summary(ctx.console, "diphoton evaluate", rows)
 
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from phys_ml.stages.diphoton import simulate as sim
-from phys_ml.stages.diphoton.events import eta_accepted, invariant_mass, selection_mask, with_mass
-from phys_ml.stages.diphoton.metrics import auc, correlation_row, wasserstein_per_feature
+from phys_ml.stages.diphoton.events import (eta_accepted, from_flow_space, invariant_mass, reorder_by_pt,
+                                            selection_mask, to_flow_space, to_physical_range, with_mass)
+from phys_ml.stages.diphoton.metrics import auc, correlation_row, correlation_stderr, wasserstein_per_feature
 
 
 def test_invariant_mass_back_to_back_and_boost_invariance():
@@ -95,3 +96,39 @@ def test_metrics_limits():
     labels = np.r_[np.ones(100), np.zeros(100)]
     assert auc(labels, np.r_[np.ones(100), np.zeros(100)]) == 1.0
     assert auc(labels, np.zeros(200)) == 0.5
+
+
+def test_flow_space_round_trip_and_pt_reordering():
+    x = np.array([[60.0, 0.1, 0.2, 40.0, -1.0, -2.9], [80.0, 2.0, -3.0, 30.0, 0.5, 0.1]])
+    z = to_flow_space(x, log_pt=True)
+    assert z[:, [0, 3]] == pytest.approx(np.log(x[:, [0, 3]]))
+    assert from_flow_space(z, log_pt=True) == pytest.approx(x)
+    assert to_flow_space(x, log_pt=False) == pytest.approx(x)
+    y = np.array([[40.0, -1.0, -2.9, 60.0, 0.1, 0.2], x[1]])  # first event: photons in the wrong order
+    ordered, swapped = reorder_by_pt(y)
+    assert ordered == pytest.approx(x) and swapped == 0.5
+    assert with_mass(ordered)[:, 6] == pytest.approx(with_mass(y)[:, 6])  # relabelling keeps m_gg
+
+
+def test_correlation_stderr_matches_gaussian_formula():
+    # bivariate Gaussian with r = 0.6 in the pT1,pT2 slot: se(r) ~ (1 - r^2) / sqrt(n)
+    rng = np.random.default_rng(0)
+    n, r = 4000, 0.6
+    a = rng.standard_normal(n)
+    b = r * a + np.sqrt(1 - r * r) * rng.standard_normal(n)
+    x = np.column_stack([a + 50, rng.uniform(-2, 2, n), rng.uniform(-3, 3, n), b + 40, rng.uniform(-2, 2, n),
+                         rng.uniform(-3, 3, n)])
+    se = correlation_stderr(x, n_boot=200, seed=1)
+    assert se["pT1,pT2"] == pytest.approx((1 - r * r) / np.sqrt(n), rel=0.2)
+    assert se["eta1,eta2"] == pytest.approx(1 / np.sqrt(n), rel=0.2)
+
+
+def test_physical_range_wraps_phi_keeps_mass_and_caps_pt():
+    x = np.array([[60.0, 0.1, 3.5, 40.0, -1.0, -2.9], [9000.0, 0.3, 0.2, 30.0, 0.5, -4.0],
+                  [70.0, 0.0, 1.0, 50.0, 0.2, 0.5]])
+    y, capped, wrapped = to_physical_range(x, pt_max=250.0)
+    assert np.all(np.abs(y[:, [2, 5]]) <= np.pi)
+    assert y[0, 2] == pytest.approx(3.5 - 2 * np.pi) and y[1, 5] == pytest.approx(-4.0 + 2 * np.pi)
+    assert with_mass(y)[0, 6] == pytest.approx(with_mass(x)[0, 6])  # wrapping phi keeps m_gg
+    assert y[1, 0] == 250.0 and capped == pytest.approx(1 / 3) and wrapped == pytest.approx(2 / 3)
+    assert y[2] == pytest.approx(x[2])  # an event in range is untouched

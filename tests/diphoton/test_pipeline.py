@@ -28,7 +28,7 @@ def test_pipeline_import_does_not_load_tensorflow():
 def test_smoke_pipeline_end_to_end(tmp_path):
     from phys_ml.stages.diphoton import pipeline
 
-    params = _params(train={"losses": ["log", "mmd", "mdmm"], "epochs": 1})
+    params = _params(train={"losses": ["log", "mmd", "mdmm"], "epochs": 1, "epochs_scale": {"log": 3}})
     ctx = StageContext(task="diphoton", params=params, data_dir=tmp_path)
     pipeline.generate(ctx, None)
     first = (tmp_path / "diphoton" / "mc.parquet").read_bytes()
@@ -40,8 +40,15 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     for name in ("data.parquet", "transformed.parquet", "metrics.json", "models/scaler.json",
                  "models/mdmm/history.json", "figures/m_gg.png", "figures/roc.png", "figures/mdmm.png"):
         assert (task / name).is_file(), name
+    from phys_ml.stages.common.artifacts import read_json
+
+    metrics = read_json(task / "metrics.json")
+    assert set(metrics["corr_stderr_data"]) >= {"pT1,pT2", "m_gg,pT2"}
+    assert all(0 < v < 0.2 for v in metrics["corr_diff_noise"].values())  # 300 events: ~0.06 per pair
+    assert len(read_json(task / "models" / "log" / "history.json")["epoch"]) == 3  # epochs x epochs_scale
     section = pipeline.report_section(tmp_path)
     assert section is not None and "paper" in section.markdown and section.figures
+    assert "bootstrap" in section.markdown
     assert pipeline.report_section(tmp_path / "nothing") is None
 
 

@@ -56,3 +56,16 @@ def test_bad_params_name_the_key(smoke_params, tmp_path):
     params["rre"]["generate"]["sensors"]["layers"] = [0, 99]
     with pytest.raises(UserError, match="layers"):
         pipeline.generate(StageContext(task="rre", params=params, data_dir=tmp_path), None)
+
+
+def test_compile_without_a_cxx_compiler_is_a_clear_error(smoke_params, tmp_path, monkeypatch):
+    from torch._inductor import cpp_builder
+
+    def no_compiler():
+        raise RuntimeError("No working C++ compiler found")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    params = copy.deepcopy(smoke_params)
+    params["rre"]["train"]["compile"] = True
+    with pytest.raises(UserError, match="rre.train.compile is true but torch.compile found no working C\\+\\+ compiler"):
+        pipeline.train(StageContext(task="rre", params=params, data_dir=tmp_path), None)

@@ -72,7 +72,8 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
           weight: float, log_every: int, generator: torch.Generator, progress=None) -> TrainResult:
     """Train ``net`` in place. ``batch`` is 'full' or 'mini'; ``progress`` wraps the iteration range."""
     opt = build_optimizer(net, optimizer)
-    # compiled for full batches only: a mini-batch step is too small for fused loops to pay for the compiling
+    # compiled for full batches only: on an idle CPU a compiled mini-batch step is also ~2x faster, but its many
+    # tiny parallel loops stalled (~100 ms per step) when other jobs shared the cores; eager mini-batch steps do not
     compiled = data.compile and data.derivatives == "taylor" and batch == "full"
     step_losses = _compiled_losses() if compiled else losses
     result = TrainResult(iterations=iterations)

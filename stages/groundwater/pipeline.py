@@ -35,7 +35,7 @@ from .ies import IESSettings, run_ies
 from .metrics import covered, summarize
 from .mf6 import find_mf6, mf6_version
 from .prior import GaussianPrior
-from .simulate import ModelPool
+from .runner import Runner, open_runner
 
 TASK = "groundwater"
 N_OBS_CELLS, N_TIMES = len(freyberg.OBS_CELLS), freyberg.N_PERIODS
@@ -115,7 +115,7 @@ def _chunk_ok(path: Path, fingerprint: str, index: int, rows: int) -> bool:
     return meta.get("fingerprint") == fingerprint and meta.get("chunk") == index and table.num_rows == rows
 
 
-def run_chunks(lnk: np.ndarray, chunk_dir: Path, fingerprint: str, chunk_size: int, pool: ModelPool,
+def run_chunks(lnk: np.ndarray, chunk_dir: Path, fingerprint: str, chunk_size: int, pool: Runner,
                seed: int, params: dict) -> dict:
     """Simulate every row of ``lnk`` in chunks written to ``chunk_dir``; complete chunks are reused (resume)."""
     n = len(lnk)
@@ -166,7 +166,7 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
     ref_lnk = prior.sample(len(REFERENCES), np.random.default_rng([cfg.seed, 1]))
     params = {"model": model_cfg.model_dump(), "generate": cfg.model_dump()}
     chunk_dir = ctx.task_dir / "chunks"
-    with ModelPool(exe, model_cfg.n_workers, timeout=model_cfg.timeout_s) as pool:
+    with open_runner(model_cfg, exe) as pool:
         stats = run_chunks(lnk, chunk_dir, _fingerprint(cfg), cfg.chunk_size, pool, cfg.seed, params)
         ref_heads, ref_ok, ref_reasons = pool.run(ref_lnk)
     if not ref_ok.all():
@@ -237,7 +237,7 @@ def ies(ctx: StageContext, subtask: str | None = None) -> None:
     params = {"model": model_cfg.model_dump(), "prior": gen_cfg.prior.model_dump(), "noise_sd": gen_cfg.noise_sd,
               "ies": cfg.model_dump()}
     summary: dict[str, float | int | str] = {}
-    with ModelPool(exe, model_cfg.n_workers, timeout=model_cfg.timeout_s) as pool:
+    with open_runner(model_cfg, exe) as pool:
         def forward(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             heads, ok, _ = pool.run(theta)
             return _to_obs(heads), ok

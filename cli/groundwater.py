@@ -12,6 +12,31 @@ app = typer.Typer(help="Groundwater task helpers: install or locate MODFLOW 6, r
                   no_args_is_help=True)
 
 
+RunnerOpt = Annotated[Optional[str], typer.Option(
+    "--runner", help="Where MODFLOW runs: local or dask (sets $PHYS_ML_GW_RUNNER; over groundwater.model.runner).")]
+SchedulerOpt = Annotated[Optional[str], typer.Option(
+    "--scheduler", help="Address of a dask scheduler, e.g. tcp://head:8786 (sets $DASK_SCHEDULER_ADDRESS; "
+    "implies --runner dask).")]
+
+
+def apply_runner_options(runner: str | None, scheduler: str | None) -> None:
+    """Pass --runner / --scheduler on as the environment variables that `runner.runner_settings` reads."""
+    import os
+
+    from phys_ml.stages.common.errors import UserError
+    from phys_ml.stages.groundwater.runner import ADDRESS_ENV, RUNNER_ENV, RUNNERS
+
+    if runner is not None and runner not in RUNNERS:
+        raise UserError(f"--runner must be one of {', '.join(RUNNERS)}, got {runner!r}")
+    if scheduler is not None and runner == "local":
+        raise UserError("--scheduler needs the dask runner, not --runner local")
+    if scheduler is not None:
+        os.environ[ADDRESS_ENV] = scheduler
+        runner = "dask"
+    if runner is not None:
+        os.environ[RUNNER_ENV] = runner
+
+
 @app.command("install-mf6")
 def install_mf6(
     force: Annotated[bool, typer.Option("--force", help="Install even if a working mf6 is found.")] = False,
@@ -40,8 +65,11 @@ def which_mf6(
 def ies(
     params: Annotated[Path, typer.Option("--params", "-p", help="Parameter file.")] = Path("params.yaml"),
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Where artifacts are written.")] = Path("data"),
+    runner: RunnerOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Run the iterative ensemble smoother (PEST-IES baseline) on both reference fields."""
+    apply_runner_options(runner, scheduler)
     from phys_ml.stages.common.context import StageContext
     from phys_ml.stages.common.params import load_params
     from phys_ml.stages.groundwater.pipeline import ies as run_ies

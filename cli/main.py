@@ -66,8 +66,18 @@ def _run_stage(stage: str, task: str, subtask: str | None, params_path: Path, da
 
 @app.command(rich_help_panel="Stages")
 def generate(task: TaskArg, subtask: SubtaskArg = None, params: ParamsOpt = Path("params.yaml"),
-             data_dir: DataOpt = Path("data")) -> None:
+             data_dir: DataOpt = Path("data"),
+             runner: Annotated[Optional[str], typer.Option(
+                 "--runner", help="groundwater: where MODFLOW runs, local or dask.")] = None,
+             scheduler: Annotated[Optional[str], typer.Option(
+                 "--scheduler", help="groundwater: a dask scheduler address (implies --runner dask).")] = None) -> None:
     """Simulate the data set of a task."""
+    if runner is not None or scheduler is not None:
+        if task != "groundwater":
+            raise UserError(f"--runner and --scheduler apply to the groundwater task only, not '{task}'")
+        from phys_ml.cli.groundwater import apply_runner_options
+
+        apply_runner_options(runner, scheduler)
     _run_stage("generate", task, subtask, params, data_dir)
 
 

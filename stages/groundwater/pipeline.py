@@ -18,6 +18,7 @@ import math
 import shutil
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +36,7 @@ from .ies import IESSettings, run_ies
 from .metrics import covered, summarize
 from .mf6 import find_mf6, mf6_version
 from .prior import GaussianPrior
-from .runner import Runner, open_runner
+from .runner import Runner, open_runner, runner_settings
 
 TASK = "groundwater"
 N_OBS_CELLS, N_TIMES = len(freyberg.OBS_CELLS), freyberg.N_PERIODS
@@ -52,8 +53,15 @@ class PriorConfig(Config):
 
 class ModelConfig(Config):
     mf6: str | None = None  # explicit path to mf6 (else $PHYS_ML_MF6, PATH, install folder, flopy's bin)
-    n_workers: int = Field(ge=1, le=64)
+    n_workers: int = Field(ge=1, le=64)  # local runner: parallel runs; dask without an address: worker processes
     timeout_s: float = Field(gt=0)
+    runner: Literal["local", "dask"] = "local"  # overridden by $PHYS_ML_GW_RUNNER / $DASK_SCHEDULER_ADDRESS / CLI
+    scheduler_address: str | None = None  # dask only; None: a LocalCluster on this machine
+    retries: int = Field(1, ge=0, le=10)  # a failed run is retried this many times, then counted as failed
+
+    def artifact_params(self) -> dict:
+        """The settings recorded in artifacts: not where the runs executed (that never changes the bytes)."""
+        return self.model_dump(exclude={"runner", "scheduler_address"})
 
 
 class GenerateConfig(Config):
@@ -85,8 +93,9 @@ class IESConfig(Config):
 
 
 def _configs(ctx: StageContext) -> tuple[ModelConfig, GenerateConfig]:
-    return parse_config(ModelConfig, ctx.params, f"{TASK}.model"), parse_config(GenerateConfig, ctx.params,
-                                                                                 f"{TASK}.generate")
+    model = parse_config(ModelConfig, ctx.params, f"{TASK}.model")
+    runner_settings(model)  # a bad $PHYS_ML_GW_RUNNER fails before any work
+    return model, parse_config(GenerateConfig, ctx.params, f"{TASK}.generate")
 
 
 def _prior(cfg: PriorConfig) -> GaussianPrior:
@@ -164,7 +173,7 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
     prior = _prior(cfg.prior)
     lnk = prior.sample(cfg.n_sims, np.random.default_rng([cfg.seed, 0]))
     ref_lnk = prior.sample(len(REFERENCES), np.random.default_rng([cfg.seed, 1]))
-    params = {"model": model_cfg.model_dump(), "generate": cfg.model_dump()}
+    params = {"model": model_cfg.artifact_params(), "generate": cfg.model_dump()}
     chunk_dir = ctx.task_dir / "chunks"
     with open_runner(model_cfg, exe) as pool:
         stats = run_chunks(lnk, chunk_dir, _fingerprint(cfg), cfg.chunk_size, pool, cfg.seed, params)
@@ -209,7 +218,7 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
                "failure_reasons": reasons, **{f"n_{k}": v for k, v in counts.items()},
                "n_run_this_time": stats["n_run"], "n_chunks_resumed": stats["n_chunks_resumed"],
                "sim_wall_s": round(stats["wall_s"], 2), "sims_per_s": round(rate, 2),
-               "n_workers": model_cfg.n_workers}
+               "n_workers": pool.n_workers, "runner": getattr(pool, "name", "local")}
     artifacts.write_json(ctx.task_dir / "generate.json", summary)
     print_summary(ctx.console, f"{TASK} generate", {
         "mf6": f"{exe} ({mf6_version(exe)})", "simulations ok / failed": f"{good.num_rows} / {int((~ok).sum())}",
@@ -234,8 +243,8 @@ def ies(ctx: StageContext, subtask: str | None = None) -> None:
     settings = IESSettings(n_iter=cfg.n_iter, lambda_mults=tuple(cfg.lambda_mults), scale_facs=tuple(cfg.scale_facs),
                            subset_frac=cfg.subset_frac, accept_phi_fac=cfg.accept_phi_fac,
                            stop_at_noise_level=cfg.stop_at_noise_level)
-    params = {"model": model_cfg.model_dump(), "prior": gen_cfg.prior.model_dump(), "noise_sd": gen_cfg.noise_sd,
-              "ies": cfg.model_dump()}
+    params = {"model": model_cfg.artifact_params(), "prior": gen_cfg.prior.model_dump(),
+              "noise_sd": gen_cfg.noise_sd, "ies": cfg.model_dump()}
     summary: dict[str, float | int | str] = {}
     with open_runner(model_cfg, exe) as pool:
         def forward(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,19 +4,40 @@ A runner is a context manager with ``run(lnk (n, 706)) -> (heads (n, n_periods, 
 row i of the output belongs to row i of the input whatever executed it, heads are NaN and ok False where a run
 failed, and ``reasons`` says why ("" when ok). ``n_workers`` tells how many runs go at once.
 
-``open_runner`` picks the implementation from ``groundwater.model.runner``: ``local`` (a thread pool of model
-folders on this machine, `simulate.ModelPool`).
+``open_runner`` picks the implementation (`runner_settings`, the one place that resolves it):
+- ``local``: a thread pool of model folders on this machine (`simulate.ModelPool`), the default;
+- ``dask``: dask.distributed (`dask_runner.DaskRunner`): with no scheduler address a `LocalCluster` of
+  ``n_workers`` one-thread worker processes on this machine, else the user's scheduler
+  (``dask scheduler`` + ``dask worker ADDRESS`` on each node, or dask-jobqueue on SLURM/PBS).
+Both retry a failed run ``groundwater.model.retries`` times before counting it as failed.
+
+Precedence, highest first:
+1. the command line: ``--runner local|dask`` and ``--scheduler ADDRESS`` (of ``phys-ml generate`` and
+   ``phys-ml groundwater ies``) set the two environment variables below for their own process;
+2. the environment: ``PHYS_ML_GW_RUNNER=local|dask`` names the runner; ``DASK_SCHEDULER_ADDRESS`` (the
+   variable dask itself reads) gives the scheduler and, unless ``PHYS_ML_GW_RUNNER`` says otherwise, selects
+   ``dask``;
+3. params: ``groundwater.model.runner`` and ``groundwater.model.scheduler_address``.
+Where the runs execute never changes results: rows are keyed by run index, so the bytes are the same.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from phys_ml.stages.common.errors import UserError
+
 from . import freyberg
 from .simulate import ModelPool
+
+RUNNER_ENV = "PHYS_ML_GW_RUNNER"
+ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
+RUNNERS = ("local", "dask")
 
 
 class Runner(Protocol):
@@ -31,6 +52,47 @@ class Runner(Protocol):
     def __exit__(self, *exc) -> None: ...
 
 
-def open_runner(model_cfg, exe: Path, scenario: freyberg.Scenario = freyberg.Scenario()) -> Runner:
-    """The runner named by ``model_cfg`` (a `pipeline.ModelConfig`), ready to use as a context manager."""
-    return ModelPool(exe, model_cfg.n_workers, scenario=scenario, timeout=model_cfg.timeout_s)
+@dataclass(frozen=True)
+class RunnerSettings:
+    runner: str                     # local | dask
+    scheduler_address: str | None   # dask only; None: a LocalCluster on this machine
+    source: str                     # where the choice came from, for messages
+
+
+def runner_settings(model_cfg, environ: dict[str, str] | None = None) -> RunnerSettings:
+    """The runner and scheduler address to use: environment (set by the CLI options too) over params."""
+    env = os.environ if environ is None else environ
+    env_runner = env.get(RUNNER_ENV, "").strip().lower()
+    env_address = env.get(ADDRESS_ENV, "").strip() or None
+    if env_runner and env_runner not in RUNNERS:
+        raise UserError(f"${RUNNER_ENV} must be one of {', '.join(RUNNERS)}, got {env.get(RUNNER_ENV)!r}")
+    if env_runner:
+        runner, source = env_runner, f"${RUNNER_ENV}"
+    elif env_address:
+        runner, source = "dask", f"${ADDRESS_ENV}"
+    else:
+        runner, source = model_cfg.runner, "groundwater.model.runner"
+    if runner == "local":
+        return RunnerSettings("local", None, source)
+    if env_address:
+        return RunnerSettings("dask", env_address, f"${ADDRESS_ENV}")
+    address = (model_cfg.scheduler_address or "").strip() or None
+    return RunnerSettings("dask", address, "groundwater.model.scheduler_address" if address else source)
+
+
+def open_runner(model_cfg, exe: Path, scenario: freyberg.Scenario = freyberg.Scenario(), *,
+                environ: dict[str, str] | None = None) -> Runner:
+    """The runner named by ``model_cfg`` (a `pipeline.ModelConfig`), ready to use as a context manager.
+
+    ``exe`` is the mf6 found on this machine; dask workers look for mf6 themselves (``model_cfg.mf6``, their
+    environment, PATH, ...), except on a LocalCluster, which uses ``exe``.
+    """
+    settings = runner_settings(model_cfg, environ)
+    retries = getattr(model_cfg, "retries", 0)
+    if settings.runner == "local":
+        return ModelPool(exe, model_cfg.n_workers, scenario=scenario, timeout=model_cfg.timeout_s, retries=retries)
+    from .dask_runner import DaskRunner
+
+    return DaskRunner(exe if settings.scheduler_address is None else model_cfg.mf6, model_cfg.n_workers,
+                      scenario=scenario, timeout=model_cfg.timeout_s, retries=retries,
+                      address=settings.scheduler_address, source=settings.source)

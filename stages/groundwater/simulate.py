@@ -4,7 +4,9 @@ The model is written once (flopy) and copied to one folder per worker; a run rew
 mf6 in that folder and reads the 13 x 25 heads. Workers are threads that each own a folder and wait on an mf6
 subprocess: the simulations run as parallel processes while the Python side per run (write 800 numbers, read one
 small CSV) is about a millisecond, so threads avoid pickling and process start-up without losing parallelism.
-A failed or non-converged run gives NaN heads, ok=False and a reason; callers count and report them.
+A failed or non-converged run is retried ``retries`` times, then gives NaN heads, ok=False and the last
+attempt's reason; callers count and report them. `run_in_folder` is the one per-run body (rewrite K, run mf6,
+read heads): this pool and the dask workers (`dask_runner`) both call it through `ModelPool.run_one`.
 """
 
 from __future__ import annotations
@@ -31,14 +33,48 @@ class RunOutcome:
     reason: str
 
 
+def _attempt(exe: Path, ws: Path, lnk: np.ndarray, n_periods: int, timeout: float) -> tuple[np.ndarray, bool, str]:
+    (ws / freyberg.OBS_FILE).unlink(missing_ok=True)
+    freyberg.write_k(ws, lnk)
+    ok, reason = run_model(exe, ws, timeout)
+    nan = np.full((n_periods, len(freyberg.OBS_CELLS)), np.nan)
+    if not ok:
+        return nan, False, reason
+    try:
+        heads = freyberg.read_heads(ws, n_periods)
+    except (OSError, ValueError) as exc:
+        return nan, False, f"unreadable heads: {exc}"
+    if not np.all(np.isfinite(heads)):
+        return nan, False, "non-finite heads"
+    return heads, True, ""
+
+
+def run_in_folder(exe: Path, ws: Path, lnk: np.ndarray, n_periods: int, timeout: float,
+                  retries: int = 0) -> tuple[np.ndarray, bool, str]:
+    """One run in model folder ``ws``: rewrite only the K file, run mf6, read the (n_periods, 13) heads.
+
+    A failure of any kind is retried up to ``retries`` times (a retry costs one run: a deterministic
+    non-convergence fails again and is then counted as failed with its reason, as without retries).
+    """
+    for _ in range(retries + 1):
+        heads, ok, reason = _attempt(exe, ws, lnk, n_periods, timeout)
+        if ok:
+            break
+    return heads, ok, reason
+
+
 class ModelPool:
     """A set of worker folders holding the Freyberg model; use as a context manager."""
 
     def __init__(self, exe: Path, n_workers: int, root: Path | None = None,
-                 scenario: freyberg.Scenario = freyberg.Scenario(), timeout: float = 120.0):
+                 scenario: freyberg.Scenario = freyberg.Scenario(), timeout: float = 120.0, retries: int = 0):
         if n_workers < 1:
             raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
         self.exe, self.n_workers, self.scenario, self.timeout = Path(exe), n_workers, scenario, timeout
+        self.retries = retries
+        self.name = "local"
         self._own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="phys-ml-gw-")) if root is None else Path(root)
         template = self.root / "w00"
@@ -62,22 +98,13 @@ class ModelPool:
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def _run_one(self, index: int, lnk: np.ndarray) -> RunOutcome:
+    def run_one(self, index: int, lnk: np.ndarray) -> RunOutcome:
+        """Run one ln K field (706,) in a free folder of this pool (safe from several threads at once)."""
         ws = self._free.get()
         try:
-            (ws / freyberg.OBS_FILE).unlink(missing_ok=True)
-            freyberg.write_k(ws, lnk)
-            ok, reason = run_model(self.exe, ws, self.timeout)
-            nan = np.full((self.scenario.n_periods, len(freyberg.OBS_CELLS)), np.nan)
-            if not ok:
-                return RunOutcome(index, nan, False, reason)
-            try:
-                heads = freyberg.read_heads(ws, self.scenario.n_periods)
-            except (OSError, ValueError) as exc:
-                return RunOutcome(index, nan, False, f"unreadable heads: {exc}")
-            if not np.all(np.isfinite(heads)):
-                return RunOutcome(index, nan, False, "non-finite heads")
-            return RunOutcome(index, heads, True, "")
+            heads, ok, reason = run_in_folder(self.exe, ws, lnk, self.scenario.n_periods, self.timeout,
+                                              self.retries)
+            return RunOutcome(index, heads, ok, reason)
         finally:
             self._free.put(ws)
 
@@ -85,7 +112,7 @@ class ModelPool:
         """Yield one outcome per row of ``lnk`` (n, 706), in row order."""
         lnk = np.atleast_2d(np.asarray(lnk, dtype=np.float64))
         with ThreadPoolExecutor(self.n_workers) as pool:
-            futures = [pool.submit(self._run_one, i, row) for i, row in enumerate(lnk)]
+            futures = [pool.submit(self.run_one, i, row) for i, row in enumerate(lnk)]
             for fut in futures:
                 yield fut.result()
 

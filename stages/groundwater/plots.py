@@ -98,3 +98,41 @@ def phi_history(histories: dict[str, list[dict]], path: Path) -> Path:
         ax.set_title(name)
         ax.legend(fontsize=6)
     return save_png(fig, path)
+
+
+def ies_history(histories: dict[str, list[dict]], path: Path) -> Path:
+    """Per-iteration records of every smoother run ("<setting> <ref>" -> history), as pestpp-ies reports them.
+
+    Panels: phi mean with its +-1 sd band and min-max marks (accepted iterations, against the perturbed data),
+    the ensemble's mean sd of ln K, and the share of parameters whose sd fell below 5 % of the prior's.
+    """
+    fig, axes = new_figure(1, 3, size=(14, 3.8))
+    ax_phi, ax_sd, ax_col = axes.flat
+    colors = {}
+    for key, hist in histories.items():
+        setting, _, ref = key.partition(" ")
+        color = colors.setdefault(setting, f"C{len(colors)}")
+        ls = "-" if ref.endswith("1") else "--"
+        acc = [h for h in hist if h["accepted"]]
+        it = np.array([h["iteration"] for h in acc])
+        mean = np.array([h["mean_phi"] for h in acc])
+        sd = np.array([h.get("sd_phi", np.nan) for h in acc])
+        ax_phi.plot(it, mean, ls, marker="o", ms=3, color=color, label=key)
+        ax_phi.fill_between(it, np.maximum(mean - sd, [h["min_phi"] for h in acc]), mean + sd, color=color,
+                            alpha=0.12)
+        ax_phi.plot(it, [h["min_phi"] for h in acc], "v", ms=2.5, color=color)
+        ax_phi.plot(it, [h["max_phi"] for h in acc], "^", ms=2.5, color=color)
+        ax_sd.plot(it, [h.get("lnk_sd_mean", np.nan) for h in acc], ls, marker="o", ms=3, color=color, label=key)
+        ax_col.plot(it, [100 * h.get("lnk_sd_collapsed", np.nan) for h in acc], ls, marker="o", ms=3, color=color,
+                    label=key)
+    ax_phi.axhline(freyberg.N_PERIODS * len(freyberg.OBS_CELLS), color="black", lw=0.8, ls=":",
+                   label="n_obs (noise level)")
+    ax_phi.set_yscale("log")
+    ax_phi.set_ylabel("phi (mean, +-1 sd, min / max)")
+    ax_sd.set_ylabel("mean ensemble sd of ln K")
+    ax_col.set_ylabel("% of parameters with sd < 5 % of the prior's")
+    for ax in axes.flat:
+        ax.set_xlabel("iteration")
+    ax_phi.legend(fontsize=6)
+    fig.suptitle("iterative ensemble smoother: per-iteration records")
+    return save_png(fig, path)

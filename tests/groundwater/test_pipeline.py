@@ -79,14 +79,20 @@ def test_interrupted_generation_resumes_without_duplicates(smoke_params, tmp_pat
     pipeline.ies(ctx)
     pipeline.evaluate(ctx)
     m = artifacts.read_json(ctx.task_dir / "metrics.json")
-    for name in pipeline.REFERENCES:
-        assert 0 <= m[f"ies_{name}_coverage95"] <= 1 and np.isfinite(m[f"ies_{name}_lpp"])
-        ens = pq.read_table(ctx.task_dir / "ies" / f"{name}.parquet")
-        assert ens.num_rows == smoke_params["groundwater"]["ies"]["n_ens"] + 1
-    for fig in pipeline.FIGURES:
-        assert (ctx.task_dir / "figures" / fig).stat().st_size > 1000
+    settings = smoke_params["groundwater"]["ies"]["localization"]
+    for setting in settings:
+        for name in pipeline.REFERENCES:
+            key = f"ies_{setting}_{name}"
+            assert 0 <= m[f"{key}_coverage95"] <= 1 and np.isfinite(m[f"{key}_lpp"])
+            ens = pq.read_table(ctx.task_dir / "ies" / setting / f"{name}.parquet")
+            assert ens.num_rows == smoke_params["groundwater"]["ies"]["n_ens"] + 1
+    figs = pipeline._smoother_figures(ctx.data_dir, m)
+    assert len(figs) == 1 + 4 * len(settings)
+    for fig in figs:
+        assert fig.stat().st_size > 1000
     section = pipeline.report_section(ctx.data_dir)
-    assert section is not None and "PEST-IES" in section.markdown and len(section.figures) == 5
+    assert section is not None and "PEST-IES" in section.markdown and len(section.figures) == len(figs)
+    assert all(f"localization {s}" in section.markdown for s in settings) and "prior only" in section.markdown
 
 
 def test_failed_runs_are_counted_and_kept_out(smoke_params, tmp_path, mf6_exe, monkeypatch):

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="Groundwater task helpers: install or locate MODFLOW 6, run the ensemble smoother.",
+app = typer.Typer(help="Groundwater task helpers: install or locate MODFLOW 6, run the ensemble smoother, infer ln K from heads.",
                   no_args_is_help=True)
 
 
@@ -77,3 +77,22 @@ def ies(
     ctx = StageContext(task="groundwater", params=load_params(params), data_dir=data_dir,
                        console=Console(stderr=True))
     run_ies(ctx, None)
+
+
+@app.command("infer")
+def infer(
+    obs: Annotated[Path, typer.Argument(help="Observed heads: CSV or Parquet, long (well, period, head) or wide "
+                                             "(period + one column per well h01..h13); NaN or absent = missing.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Posterior samples (.parquet); the per-cell mean, sd "
+                                                          "and 95 % interval go to <out>-summary.parquet.")],
+    samples: Annotated[int, typer.Option("--samples", "-n", help="Posterior samples to draw.")] = 2000,
+    model: Annotated[Path, typer.Option("--model", help="Trained flow (phys-ml train groundwater flow).")] = Path(
+        "data/groundwater/models/flow.pt"),
+    seed: Annotated[int, typer.Option(help="Seed of the latent draws.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Amortized inference: posterior samples of the 706 ln K values for one set of observed heads."""
+    from phys_ml.stages.common.progress import print_summary
+    from phys_ml.stages.groundwater.flow_stage import infer as run_infer
+
+    print_summary(Console(stderr=True), "groundwater infer", run_infer(obs, samples, out, model, seed, device))

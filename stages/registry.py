@@ -38,7 +38,8 @@ TASKS: dict[str, TaskInfo] = {
                  ("task2", "task31", "task32")),
         TaskInfo("thermo", "Thermodynamic optimizers on the two-spiral problem",
                  "thermodynamic-parameterization"),
-        TaskInfo("groundwater", "Freyberg groundwater model and ensemble smoother", "groundwater-amortized-inference"),
+        TaskInfo("groundwater", "Freyberg groundwater model: amortized inference and ensemble smoother",
+                 "groundwater-amortized-inference", ("flow", "ies")),
         TaskInfo("diphoton", "Higgs diphoton conditional normalizing flow", "diphoton-cnf-mdmm"),
         TaskInfo("rre", "Richards-equation P-DL and its optimizers", "rre-pdl-optimizers"),
     )

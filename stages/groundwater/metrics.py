@@ -67,3 +67,12 @@ def summarize(samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "lpp": log_predictive_probability(mean, sd, truth),
         "coverage95": coverage(samples, truth),
     }
+
+
+def coverage_curve(samples: np.ndarray, truth: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """(len(levels),) share of parameters inside the central credible interval at each level (calibration)."""
+    samples, truth = np.asarray(samples, float), np.asarray(truth, float)
+    levels = np.asarray(levels, float)
+    q = np.quantile(samples, np.concatenate([(1 - levels) / 2, (1 + levels) / 2]), axis=0)
+    lo, hi = q[: len(levels)], q[len(levels):]
+    return ((truth >= lo) & (truth <= hi)).mean(axis=1)

@@ -6,7 +6,9 @@ Artifacts under data/groundwater/:
   generate.json         counts of ok / failed runs, their reasons, simulation rate
   ies/<ref>.parquet     posterior ensembles of the smoother (lnk, simulated heads), phi history in the metadata
   ies.json              smoother wall time and model runs per reference field
-  metrics.json          Table-1 metrics of the smoother on both reference fields (evaluate)
+  models/flow.pt, flow_history.parquet, flow_train.json   the amortized posterior (train flow: flow_stage.py)
+  metrics.json          Table-1 metrics of the prior, the smoother and the flow on both reference fields, the
+                        flow's test-split calibration, R^2 and errors vs observed steps (evaluate)
   figures/*.png
 """
 
@@ -31,7 +33,7 @@ from phys_ml.stages.common.errors import RunFailed, UserError
 from phys_ml.stages.common.progress import print_summary, track
 from phys_ml.stages.common.report import ReportSection
 
-from . import freyberg, paper
+from . import flow_report, freyberg, paper
 from .ies import IESSettings, distance_taper, run_ies
 from .metrics import covered, summarize
 from .mf6 import find_mf6, mf6_version
@@ -397,8 +399,30 @@ def _smoother_metrics(ctx: StageContext, refs: dict) -> tuple[dict[str, float | 
     return metrics, histories
 
 
+def _flow_metrics(ctx: StageContext, refs: dict) -> dict[str, float | int]:
+    """The amortized posterior's metrics (`flow_evaluation`), its predictive heads run through the same MODFLOW
+    runner as everything else, drawn beside the smoother's last localization setting."""
+    from .flow_evaluation import evaluate_flow
+
+    model_cfg, _ = _configs(ctx)
+    settings = [s for s in str(artifacts.read_json(ctx.task_dir / "ies.json").get("settings", "")).split(",") if s]
+    ies_heads = {}
+    if settings:
+        for name in REFERENCES:
+            _, heads, is_base, _ = read_ensemble(ctx.task_dir, name, settings[-1])
+            ies_heads[name] = heads[~is_base]
+    with open_runner(model_cfg, find_mf6(model_cfg.mf6)) as runner:
+        def predictive(lnk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            heads, ok, _ = runner.run(lnk)
+            return _to_obs(heads), ok
+
+        metrics, _ = evaluate_flow(ctx, refs, ies_heads, predictive)
+    return metrics
+
+
 def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
-    """Table-1 metrics of the smoother's posteriors (base realization excluded), figures, metrics.json."""
+    """Table-1 metrics of the prior, the smoother (base realization excluded) and the amortized posterior,
+    the flow's test-split calibration and predictive heads, figures, metrics.json."""
     refs = read_references(ctx.task_dir)
     gen = artifacts.read_json(ctx.task_dir / "generate.json")
     metrics: dict[str, float | int] = {
@@ -406,6 +430,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     metrics.update(_prior_metrics(ctx, refs))
     smoother, _ = _smoother_metrics(ctx, refs)
     metrics.update(smoother)
+    metrics.update(_flow_metrics(ctx, refs))
     artifacts.write_json(ctx.task_dir / "metrics.json", metrics)
     print_summary(ctx.console, f"{TASK} evaluate", {k: v for k, v in metrics.items() if "_si" not in k})
 
@@ -458,13 +483,23 @@ def report_section(data_dir: Path) -> ReportSection | None:
         return None
     m = artifacts.read_json(path)
     tables = "".join(f"**Table 1, test #{r + 1} ({name})**\n\n"
-                     + markdown_table(TABLE1_HEADERS, _smoother_rows(m, name)) + "\n"
+                     + markdown_table(TABLE1_HEADERS, _smoother_rows(m, name)
+                                      + flow_report.table1_rows(m, name, TABLE1_METRICS)) + "\n"
                      for r, name in enumerate(REFERENCES))
+    flow_train_path = Path(data_dir) / TASK / "flow_train.json"
+    flow_train = artifacts.read_json(flow_train_path) if flow_train_path.is_file() else None
     cost = markdown_table(
         ["cost", "ours", "paper"],
         [["prior simulations ok / failed", f"{m['generate_n_ok']} / {m['generate_n_failed']}",
           f"{paper.N_SIMULATIONS} / –"],
-         ["simulations per second", m["generate_sims_per_s"], None]])
+         ["simulations per second", m["generate_sims_per_s"], None]] + flow_report.cost_rows(m, flow_train)
+        + [[f"smoother wall time per data set, {s} (h)", max(m[f"ies_{s}_{r}_wall_s"] for r in REFERENCES) / 3600,
+            paper.TABLE2["pest_ies_inference_h"]] for s in _settings_run(m)])
+    predictive = markdown_table(
+        ["posterior predictive heads (noise-free truth)", "RMSE of the mean (m)", "95 % band coverage (%)",
+         "failed runs"],
+        flow_report.predictive_rows(m) + [[f"smoother {s}, {r}", m[f"ies_{s}_{r}_heads_rmse"], None, None]
+                                          for s in _settings_run(m) for r in REFERENCES])
     text = (
         "Freyberg one-layer model in MODFLOW 6 (706 active cells, 13 wells x 25 periods), Gaussian-process prior on "
         "ln K, iterative ensemble smoother (GLM form of pestpp-ies) on two reference fields drawn from the prior, "
@@ -475,6 +510,6 @@ def report_section(data_dir: Path) -> ReportSection | None:
         "2,000 prior draws. The paper's prior parameters and units are not stated: relative errors of ln K depend "
         "on the unit of K (a shift of ln K), so they are shown for K in m/d (our parameterisation) and in m/s; LPP "
         "and coverage do not depend on it; the paper's wall time is its 2.5 h per data set.\n\n"
-        + tables + cost)
-    return ReportSection("Groundwater: Freyberg MODFLOW 6 and the ensemble smoother (PEST-IES rows)", text,
-                         _smoother_figures(data_dir, m))
+        + flow_report.CHOICES + tables + cost + "\n" + predictive + "\n" + flow_report.test_split_text(m))
+    return ReportSection("Groundwater: amortized inference of 706 ln K (Freyberg, MODFLOW 6) beside the ensemble "
+                         "smoother", text, flow_report.figures(data_dir) + _smoother_figures(data_dir, m))

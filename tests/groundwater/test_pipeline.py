@@ -75,8 +75,9 @@ def test_interrupted_generation_resumes_without_duplicates(smoke_params, tmp_pat
     assert (ctx.task_dir / "simulations.parquet").read_bytes() == first
     assert (ctx.task_dir / "references.parquet").read_bytes() == refs_first
 
-    # The smoother and the evaluation on top of it.
+    # The smoother, the amortized posterior and the evaluation on top of them.
     pipeline.ies(ctx)
+    pipeline.train(ctx, "flow")
     pipeline.evaluate(ctx)
     m = artifacts.read_json(ctx.task_dir / "metrics.json")
     settings = smoke_params["groundwater"]["ies"]["localization"]
@@ -90,8 +91,14 @@ def test_interrupted_generation_resumes_without_duplicates(smoke_params, tmp_pat
     assert len(figs) == 1 + 4 * len(settings)
     for fig in figs:
         assert fig.stat().st_size > 1000
+    for name in pipeline.REFERENCES:
+        assert 0 <= m[f"flow_{name}_coverage95"] <= 1 and np.isfinite(m[f"flow_{name}_lpp"])
+        assert m[f"flow_{name}_predictive_failed"] == 0
+    n_test = pq.read_table(ctx.task_dir / "simulations.parquet").column("split").to_pylist().count("test")
+    assert m["flow_test_n_sets"] == n_test
     section = pipeline.report_section(ctx.data_dir)
-    assert section is not None and "PEST-IES" in section.markdown and len(section.figures) == len(figs)
+    assert section is not None and "PEST-IES" in section.markdown and "ours: amortized flow" in section.markdown
+    assert set(figs) <= set(section.figures) and any(f.name == "flow_calibration.png" for f in section.figures)
     assert all(f"localization {s}" in section.markdown for s in settings) and "prior only" in section.markdown
 
 

@@ -1,0 +1,231 @@
+"""Amortized posterior of the 706 ln K values: a summary network and a conditional coupling flow (paper Sec. 3).
+
+- `PriorWhitening`: ln K <-> whitened coordinates z = Lambda^-1/2 Phi^T (y - mu), from the eigendecomposition
+  C = Phi Lambda Phi^T of the Gaussian-process prior (Karhunen-Loeve order, largest variance first). Under the
+  prior z ~ N(0, I), so a flow that starts at the identity starts at the prior; ln p(y) = ln p(z) - 1/2 sum ln
+  lambda_k.
+- `SummaryCNN`: the paper's 1-D CNN over time. Input the standardized heads (B, 13 wells, 25 steps) and a mask
+  of observed entries; masked values are zeroed before the network sees them and the mask is a second set of
+  channels, so a missing value cannot leak into the summary and one model serves incomplete data.
+- `ConditionalCouplingFlow`: alternating conditional affine coupling (cINN) and rational-quadratic spline
+  coupling (cNSF) layers, affine first, built from zuko's `GeneralCouplingTransform` with
+  `MonotonicAffineTransform` / `MonotonicRQSTransform` (zuko writes the spline, not us). Every hyper-network is
+  an MLP with dropout whose last layer starts at zero, so each layer starts as the identity.
+- `AmortizedPosterior` joins them: ``log_prob(z, heads, mask)`` is the training objective of eq. 22
+  (maximum likelihood of z under the flow conditioned on the summary), ``sample_lnk`` draws ln K.
+  With ``coupling_dims = k`` (ours) the couplings act on the k leading prior modes, which the 13 wells inform,
+  and the other 706 - k modes keep the prior N(0, I) (``rest = "prior"``) or get a conditional diagonal Gaussian
+  (``"diagonal"``): 4,800 training pairs cannot teach a flow over 706 inputs without memorizing them (the
+  training loss falls while the validation loss rises within a few epochs), and the cost falls by an order of
+  magnitude. ``None`` couples all 706, as in the paper.
+Shapes: heads and mask (B, 13, 25); z (B, 706).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+from torch import nn
+from zuko.flows import GeneralCouplingTransform
+from zuko.flows.gaussianization import ElementWiseTransform
+from zuko.lazy import Flow, UnconditionalDistribution
+from zuko.distributions import DiagNormal
+from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
+
+
+@dataclass(frozen=True)
+class FlowSizes:
+    """Architecture sizes (params: groundwater.flow.model)."""
+
+    n_affine: int = 5  # cACL layers
+    n_spline: int = 5  # cSL layers, alternating with the affine ones (affine first)
+    hidden: int = 128  # width of every coupling sub-network (two hidden layers)
+    bins: int = 8  # spline bins
+    spline_bound: float = 5.0  # the spline is the identity outside [-bound, bound] (z is whitened)
+    coupling_dims: int | None = 128  # leading whitened coordinates the couplings act on (None: all)
+    rest: str = "prior"  # the other coordinates: "prior" (N(0, I), no parameters) or "diagonal" (N(mu(c), s(c)^2))
+    dropout: float = 0.05
+    summary_dim: int = 64
+    conv_channels: int = 64
+    mask_seed: int = 0  # seed of the random half-masks of the coupling layers
+    elementwise: bool = True  # a conditional elementwise affine layer first (ours: a Gaussian start for the flow)
+
+
+class ReLUDropout(nn.Sequential):
+    """The activation of the coupling sub-networks: ReLU then dropout."""
+
+    def __init__(self, p: float):
+        super().__init__(nn.ReLU(), nn.Dropout(p))
+
+
+def contiguous_rqs(widths: torch.Tensor, heights: torch.Tensor, derivatives: torch.Tensor,
+                   bound: float) -> MonotonicRQSTransform:
+    """zuko's spline on contiguous parameter tensors: its softmax over bins is several times faster on the CPU
+    than on the strided views the coupling layer hands over."""
+    return MonotonicRQSTransform(widths.contiguous(), heights.contiguous(), derivatives.contiguous(), bound=bound)
+
+
+class PriorWhitening(nn.Module):
+    """ln K <-> z for the Gaussian prior N(mean, cov); buffers only (saved with the model)."""
+
+    def __init__(self, mean: np.ndarray, cov: np.ndarray):
+        super().__init__()
+        lam, phi = np.linalg.eigh(np.asarray(cov, np.float64))
+        order = np.argsort(lam)[::-1]
+        lam, phi = np.clip(lam[order], 1e-12, None), phi[:, order]
+        # A fixed sign per eigenvector (largest entry positive), so the basis does not depend on LAPACK's choice.
+        phi = phi * np.sign(phi[np.abs(phi).argmax(0), np.arange(phi.shape[1])])
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("to_z", torch.as_tensor((phi / np.sqrt(lam)).T, dtype=torch.float32))  # (706, 706)
+        self.register_buffer("to_y", torch.as_tensor(phi * np.sqrt(lam), dtype=torch.float32))
+        self.register_buffer("half_logdet", torch.tensor(0.5 * np.log(lam).sum(), dtype=torch.float64))
+
+    def forward(self, lnk: torch.Tensor) -> torch.Tensor:
+        return (lnk - self.mean) @ self.to_z.T
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        return self.mean + z @ self.to_y.T
+
+
+class SummaryCNN(nn.Module):
+    """(B, wells, steps) standardized heads + mask -> (B, summary_dim); 1-D convolutions along time."""
+
+    def __init__(self, n_wells: int, n_steps: int, channels: int, out_dim: int):
+        super().__init__()
+        c = channels
+        self.conv = nn.Sequential(
+            nn.Conv1d(2 * n_wells, c, 3, padding=1), nn.GELU(),
+            nn.Conv1d(c, c, 3, padding=1, stride=2), nn.GELU(),
+            nn.Conv1d(c, c, 3, padding=1, stride=2), nn.GELU(),
+        )
+        steps = n_steps
+        for _ in range(2):
+            steps = (steps - 1) // 2 + 1
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * steps, 2 * out_dim), nn.GELU(),
+                                  nn.Linear(2 * out_dim, out_dim))
+
+    def forward(self, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.to(heads.dtype)
+        x = torch.where(mask, heads, torch.zeros((), dtype=heads.dtype, device=heads.device))
+        return self.head(self.conv(torch.cat([x, m], dim=1)))
+
+
+def coupling_masks(features: int, n_layers: int, seed: int) -> list[torch.Tensor]:
+    """Random half-masks (True = conditioning half); each odd layer takes the complement of the one before, so
+    every coordinate is transformed by every pair of layers."""
+    gen = torch.Generator().manual_seed(seed)
+    masks: list[torch.Tensor] = []
+    for i in range(n_layers):
+        masks.append(torch.randperm(features, generator=gen) < features // 2 if i % 2 == 0 else ~masks[-1])
+    return masks
+
+
+def _zero_last(layer: nn.Module) -> None:
+    """Start a zuko layer as the identity: its hyper-network's last linear layer outputs zeros."""
+    nn.init.zeros_(layer.hyper[-1].weight)
+    nn.init.zeros_(layer.hyper[-1].bias)
+
+
+def _base(features: int) -> UnconditionalDistribution:
+    return UnconditionalDistribution(DiagNormal, torch.zeros(features), torch.ones(features), buffer=True)
+
+
+class ConditionalCouplingFlow(Flow):
+    """Alternating conditional affine and spline couplings (affine first) over a standard normal base (zuko)."""
+
+    def __init__(self, features: int, context: int, sizes: FlowSizes):
+        kinds = []
+        for i in range(max(sizes.n_affine, sizes.n_spline)):
+            kinds += (["affine"] if i < sizes.n_affine else []) + (["spline"] if i < sizes.n_spline else [])
+        mlp = dict(hidden_features=(sizes.hidden, sizes.hidden), activation=partial(ReLUDropout, sizes.dropout))
+        layers = []
+        if sizes.elementwise:
+            layers.append(ElementWiseTransform(features, context, univariate=MonotonicAffineTransform,
+                                               shapes=((), ()), **mlp))
+        b = sizes.bins
+        spline = partial(contiguous_rqs, bound=sizes.spline_bound)
+        for kind, mask in zip(kinds, coupling_masks(features, len(kinds), sizes.mask_seed), strict=True):
+            univariate, shapes = ((MonotonicAffineTransform, ((), ())) if kind == "affine"
+                                  else (spline, ((b,), (b,), (b - 1,))))
+            layers.append(GeneralCouplingTransform(features, context, mask=mask, univariate=univariate,
+                                                   shapes=shapes, **mlp))
+        for layer in layers:
+            _zero_last(layer)
+        super().__init__(layers, _base(features))
+        self.kinds = kinds
+
+
+class ConditionalDiagonalFlow(Flow):
+    """A conditional elementwise affine map over a standard normal base: q(z | c) = N(mu(c), diag sigma(c)^2)."""
+
+    def __init__(self, features: int, context: int, sizes: FlowSizes):
+        layer = ElementWiseTransform(features, context, univariate=MonotonicAffineTransform, shapes=((), ()),
+                                     hidden_features=(sizes.hidden, sizes.hidden),
+                                     activation=partial(ReLUDropout, sizes.dropout))
+        _zero_last(layer)
+        super().__init__([layer], _base(features))
+
+
+class AmortizedPosterior(nn.Module):
+    """q(ln K | heads): whitening + summary network + conditional flow, with the data standardization inside."""
+
+    def __init__(self, prior_mean: np.ndarray, prior_cov: np.ndarray, heads_mean: np.ndarray,
+                 heads_sd: np.ndarray, sizes: FlowSizes):
+        super().__init__()
+        n_wells, n_steps = heads_mean.shape
+        self.sizes = sizes
+        self.whitening = PriorWhitening(prior_mean, prior_cov)
+        self.register_buffer("heads_mean", torch.as_tensor(heads_mean, dtype=torch.float32))
+        self.register_buffer("heads_sd", torch.as_tensor(heads_sd, dtype=torch.float32))
+        self.summary = SummaryCNN(n_wells, n_steps, sizes.conv_channels, sizes.summary_dim)
+        dim = len(prior_mean)
+        self.n_coupled = dim if sizes.coupling_dims is None else min(sizes.coupling_dims, dim)
+        self.flow = ConditionalCouplingFlow(self.n_coupled, sizes.summary_dim, sizes)
+        if sizes.rest not in ("prior", "diagonal"):
+            raise ValueError(f"rest must be 'prior' or 'diagonal', got {sizes.rest!r}")
+        self.rest = (ConditionalDiagonalFlow(dim - self.n_coupled, sizes.summary_dim, sizes)
+                     if self.n_coupled < dim and sizes.rest == "diagonal" else None)
+
+    @property
+    def dim(self) -> int:
+        return self.whitening.mean.numel()
+
+    def standardize(self, heads: torch.Tensor) -> torch.Tensor:
+        return (heads - self.heads_mean) / self.heads_sd
+
+    def context(self, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Summary of raw heads (m) (B, 13, 25); NaN allowed where ``mask`` is False."""
+        return self.summary(self.standardize(torch.nan_to_num(heads)), mask)
+
+    def log_prob_z(self, z: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B,) ln q(z | heads) in whitened coordinates (the training objective is its negative mean)."""
+        c = self.context(heads, mask)
+        k = self.n_coupled
+        lp = self.flow(c).log_prob(z[..., :k])
+        if self.rest is not None:
+            return lp + self.rest(c).log_prob(z[..., k:])
+        return lp + torch.distributions.Normal(0.0, 1.0).log_prob(z[..., k:]).sum(-1)  # the prior's own modes
+
+    def log_prob_lnk(self, lnk: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B,) ln q(ln K | heads), including the Jacobian of the whitening."""
+        return self.log_prob_z(self.whitening(lnk), heads, mask) - self.whitening.half_logdet.to(lnk.dtype)
+
+    @torch.no_grad()
+    def sample_lnk(self, heads: torch.Tensor, mask: torch.Tensor, n: int,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, 706) posterior draws of ln K for ONE data set: heads and mask (13, 25)."""
+        c = self.context(heads[None], mask[None])[0]
+        eps = torch.randn((n, self.dim), generator=generator, device=c.device, dtype=c.dtype)
+        k = self.n_coupled
+        # zuko's flows map x -> base; sampling runs their inverse on base draws (one pass per coupling layer).
+        parts = [self.flow(c).transform.inv(eps[:, :k])]
+        parts.append(self.rest(c).transform.inv(eps[:, k:]) if self.rest is not None else eps[:, k:])
+        return self.whitening.inverse(torch.cat(parts, dim=-1))
+
+
+def n_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+

@@ -1,0 +1,190 @@
+"""The amortized posterior: invertibility, exact log-density, masks, determinism, and a known posterior."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from phys_ml.stages.groundwater.flow import AmortizedPosterior, FlowSizes, coupling_masks
+from phys_ml.stages.groundwater.flow_training import NonFiniteLoss, TrainSettings, TrainState, train
+
+SMALL = FlowSizes(n_affine=2, n_spline=2, hidden=32, bins=6, coupling_dims=None, dropout=0.0, summary_dim=8,
+                  conv_channels=8)
+
+
+def _model(dim: int = 4, wells: int = 2, steps: int = 3, sizes: FlowSizes = SMALL, seed: int = 0):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((dim, dim))
+    cov = a @ a.T / dim + np.eye(dim)
+    return AmortizedPosterior(rng.standard_normal(dim), cov, np.zeros((wells, steps)), np.ones((wells, steps)),
+                              sizes)
+
+
+def _randomize(model: torch.nn.Module, scale: float = 0.1) -> None:
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen))
+
+
+def test_flow_is_invertible_and_log_density_is_the_change_of_variables():
+    model = _model().double().eval()
+    _randomize(model)
+    heads = torch.randn(1, 2, 3, dtype=torch.float64)
+    mask = torch.ones(1, 2, 3, dtype=torch.bool)
+    context = model.context(heads, mask)[0]
+    dist = model.flow(context)
+    x = 1.5 * torch.randn(5, 4, dtype=torch.float64)
+    y = dist.transform(x)
+    assert torch.allclose(dist.transform.inv(y), x, atol=1e-9)
+    for xi in x:
+        jac = torch.autograd.functional.jacobian(lambda v: dist.transform(v), xi)
+        sign, logabsdet = torch.linalg.slogdet(jac)
+        expected = torch.distributions.Normal(0.0, 1.0).log_prob(dist.transform(xi)).sum() + logabsdet
+        assert sign > 0
+        assert float(dist.log_prob(xi).detach()) == pytest.approx(float(expected.detach()), abs=1e-8)
+
+
+def test_whitening_round_trip_and_density_of_an_untrained_flow_is_the_prior():
+    model = _model().double().eval()
+    lnk = torch.randn(7, 4, dtype=torch.float64)
+    assert torch.allclose(model.whitening.inverse(model.whitening(lnk)), lnk, atol=1e-5)
+    # The last layer of every coupling network starts at zero: the flow is the identity, q = prior.
+    cov = (model.whitening.to_y @ model.whitening.to_y.T)
+    prior = torch.distributions.MultivariateNormal(model.whitening.mean, covariance_matrix=cov)
+    heads, mask = torch.randn(7, 2, 3, dtype=torch.float64), torch.ones(7, 2, 3, dtype=torch.bool)
+    assert torch.allclose(model.log_prob_lnk(lnk, heads, mask), prior.log_prob(lnk), atol=1e-4)
+
+
+def test_masked_out_values_do_not_change_the_summary():
+    model = _model(wells=3, steps=25).eval()
+    _randomize(model)
+    heads = torch.randn(2, 3, 25)
+    mask = torch.ones(2, 3, 25, dtype=torch.bool)
+    mask[:, :, 20:] = False
+    mask[1, 2, :] = False
+    other = heads.clone()
+    other[~mask] = torch.randn(int((~mask).sum())) * 100
+    other[0, 0, 22] = float("nan")
+    assert torch.equal(model.context(heads, mask), model.context(other, mask))
+    assert not torch.equal(model.context(heads, mask), model.context(heads, torch.ones_like(mask)))
+
+
+def test_coupling_masks_transform_every_coordinate():
+    masks = coupling_masks(20, 4, seed=0)
+    assert (~masks[0] | ~masks[1]).all() and (~masks[2] | ~masks[3]).all()
+    assert all(m.sum() == 10 for m in masks)
+    assert all(torch.equal(a, b) for a, b in zip(masks, coupling_masks(20, 4, seed=0)))
+
+
+@pytest.mark.parametrize("rest", ["prior", "diagonal"])
+def test_split_flow_couples_the_leading_modes_and_is_exact(rest):
+    sizes = FlowSizes(n_affine=2, n_spline=2, hidden=16, bins=4, coupling_dims=4, rest=rest, dropout=0.0,
+                      summary_dim=8, conv_channels=8)
+    model = _model(dim=7, sizes=sizes).double().eval()
+    _randomize(model)
+    assert model.n_coupled == 4 and (model.rest is None) == (rest == "prior")
+    heads, mask = torch.randn(1, 2, 3, dtype=torch.float64), torch.ones(1, 2, 3, dtype=torch.bool)
+    c = model.context(heads, mask)[0]
+    z = torch.randn(3, 7, dtype=torch.float64)
+    tail = (model.rest(c).log_prob(z[:, 4:]) if rest == "diagonal"
+            else torch.distributions.Normal(0.0, 1.0).log_prob(z[:, 4:]).sum(-1))
+    expected = model.flow(c).log_prob(z[:, :4]) + tail
+    assert torch.allclose(model.log_prob_z(z, heads.expand(3, -1, -1), mask.expand(3, -1, -1)), expected)
+    s = model.sample_lnk(heads[0], mask[0], 5, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (5, 7) and torch.isfinite(s).all()
+    if rest == "prior":  # the uncoupled modes are the prior's: their whitened draws are the latent draws
+        eps = torch.randn((5, 7), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        assert torch.allclose(model.whitening(s)[:, 4:], eps[:, 4:], atol=1e-5)
+
+
+def _linear_gaussian(n: int, rng: np.random.Generator):
+    """y ~ N(0, I_3); d = G y + noise at 2 wells x 4 steps; the posterior is Gaussian and known."""
+    g = rng.standard_normal((8, 3)) * 0.7
+    sd = 0.5
+    y = rng.standard_normal((n, 3))
+    clean = (y @ g.T).reshape(n, 2, 4)
+    return g, sd, y, clean
+
+
+def test_recovers_a_known_linear_gaussian_posterior():
+    rng = np.random.default_rng(0)
+    g, sd, y, clean = _linear_gaussian(3000, rng)
+    sizes = FlowSizes(n_affine=2, n_spline=1, hidden=32, bins=4, coupling_dims=None, dropout=0.0, summary_dim=16,
+                      conv_channels=16)
+    torch.manual_seed(0)
+    model = AmortizedPosterior(np.zeros(3), np.eye(3), np.zeros((2, 4)), np.full((2, 4), 1.5), sizes)
+    settings = TrainSettings(epochs=30, batch_size=100, lr=1e-2, lr_decay=0.5, decay_epochs=10, patience=30,
+                             noise_sd=sd, truncate_prob=0.0)
+    f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    z = model.whitening(f(y))  # the flow learns whitened parameters, as in the stage
+    train(model, z[:2700], f(clean[:2700]), z[2700:], f(clean[2700:]), settings, seed=0)
+    # Analytic posterior: cov = (I + G^T G / sd^2)^-1, mean = cov G^T d / sd^2.
+    post_cov = np.linalg.inv(np.eye(3) + g.T @ g / sd**2)
+    truth = rng.standard_normal((40, 3))
+    d = truth @ g.T + sd * rng.standard_normal((40, 8))
+    inside, errs_mean, errs_sd = [], [], []
+    for t, di in zip(truth, d):
+        mean = post_cov @ g.T @ di / sd**2
+        h = torch.as_tensor(di.reshape(2, 4), dtype=torch.float32)
+        s = model.sample_lnk(h, torch.ones(2, 4, dtype=torch.bool), 2000,
+                             generator=torch.Generator().manual_seed(1)).double().numpy()
+        errs_mean.append(np.abs(s.mean(0) - mean) / np.sqrt(np.diag(post_cov)))
+        errs_sd.append(s.std(0) / np.sqrt(np.diag(post_cov)))
+        lo, hi = np.quantile(s, [0.05, 0.95], axis=0)
+        inside.append((t >= lo) & (t <= hi))
+    # Posterior mean within 0.25 posterior sd on average, sd within 20 %, 90 % intervals cover 80-98 %.
+    assert np.mean(errs_mean) < 0.25
+    assert abs(np.mean(errs_sd) - 1.0) < 0.2
+    assert 0.80 <= np.mean(inside) <= 0.98
+
+
+def test_same_seed_same_samples_and_resume_equals_uninterrupted():
+    rng = np.random.default_rng(3)
+    _, sd, y, clean = _linear_gaussian(400, rng)
+    f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    settings = TrainSettings(epochs=4, batch_size=50, lr=1e-3, patience=10, noise_sd=sd, truncate_prob=0.5,
+                             min_steps=2, drop_well_prob=0.1)
+
+    def fresh():
+        torch.manual_seed(0)
+        return AmortizedPosterior(np.zeros(3), np.eye(3), np.zeros((2, 4)), np.ones((2, 4)), SMALL)
+
+    a = fresh()
+    train(a, f(y[:300]), f(clean[:300]), f(y[300:]), f(clean[300:]), settings, seed=5)
+    b = fresh()
+    saved: list[TrainState] = []
+
+    def stop_after_two(state: TrainState) -> None:
+        if state.epoch == 2:
+            import copy
+
+            saved.append(TrainState.from_dict(copy.deepcopy(state.to_dict())))
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(b, f(y[:300]), f(clean[:300]), f(y[300:]), f(clean[300:]), settings, seed=5, on_epoch=stop_after_two)
+    c = fresh()
+    train(c, f(y[:300]), f(clean[:300]), f(y[300:]), f(clean[300:]), settings, seed=5, state=saved[0])
+    for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):
+        assert torch.equal(va, vc), k
+    h, m = f(clean[0]), torch.ones(2, 4, dtype=torch.bool)
+    s1 = a.sample_lnk(h, m, 50, generator=torch.Generator().manual_seed(2))
+    s2 = c.sample_lnk(h, m, 50, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(s1, s2)
+
+
+def test_non_finite_loss_raises():
+    rng = np.random.default_rng(4)
+    _, sd, y, clean = _linear_gaussian(200, rng)
+    f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    y = y.copy()
+    y[5, 0] = math.inf
+    model = AmortizedPosterior(np.zeros(3), np.eye(3), np.zeros((2, 4)), np.ones((2, 4)), SMALL)
+    with pytest.raises(NonFiniteLoss):
+        train(model, f(y[:150]), f(clean[:150]), f(y[150:]), f(clean[150:]),
+              TrainSettings(epochs=2, batch_size=150, noise_sd=sd, truncate_prob=0.0), seed=0)

@@ -1,0 +1,202 @@
+"""`phys-ml train groundwater flow` and `phys-ml groundwater infer` on smoke-sized data: checkpoints, resume,
+non-finite losses, the observation-table formats and bad input."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from phys_ml.cli.main import app
+from phys_ml.stages.common import artifacts
+from phys_ml.stages.common.context import StageContext
+from phys_ml.stages.common.errors import RunFailed, UserError
+from phys_ml.stages.groundwater import flow_stage, flow_training, pipeline
+from phys_ml.stages.groundwater.observations import WELL_NAMES, parse_observations
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def smoke_data(tmp_path_factory, mf6_exe):
+    """Smoke-profile simulations (generated once for the module) and a trained flow."""
+    from phys_ml.stages.common.params import deep_merge, load_params, load_yaml
+
+    params = deep_merge(load_params(ROOT / "params.yaml"), load_yaml(ROOT / "profiles" / "smoke.yaml"))
+    root = tmp_path_factory.mktemp("gwflow")
+    ctx = StageContext(task="groundwater", params=params, data_dir=root / "data")
+    pipeline.generate(ctx)
+    flow_stage.train_flow(ctx)
+    return params, ctx
+
+
+def _copy_ctx(smoke_data, tmp_path, params=None):
+    params0, ctx0 = smoke_data
+    data = tmp_path / "data" / "groundwater"
+    data.mkdir(parents=True)
+    for name in ("simulations.parquet", "references.parquet", "generate.json"):
+        shutil.copy(ctx0.task_dir / name, data / name)
+    return StageContext(task="groundwater", params=params or params0, data_dir=tmp_path / "data")
+
+
+def test_training_writes_model_history_and_no_checkpoint(smoke_data):
+    params, ctx = smoke_data
+    model, meta = flow_stage.load_model(ctx.task_dir / flow_stage.MODEL_FILE)
+    hist, _ = artifacts.read_parquet(ctx.task_dir / "flow_history.parquet")
+    assert hist.num_rows == params["groundwater"]["flow"]["train"]["epochs"]
+    assert meta["best_epoch"] >= 1 and not (ctx.task_dir / flow_stage.CHECKPOINT_FILE).exists()
+    summary = artifacts.read_json(ctx.task_dir / "flow_train.json")
+    assert summary["epochs_run"] == hist.num_rows and summary["n_parameters"] > 0
+
+
+def test_same_params_same_model_bytes(smoke_data, tmp_path):
+    params, ctx0 = smoke_data
+    ctx = _copy_ctx(smoke_data, tmp_path)
+    flow_stage.train_flow(ctx)
+    assert (ctx.task_dir / flow_stage.MODEL_FILE).read_bytes() == (ctx0.task_dir / flow_stage.MODEL_FILE).read_bytes()
+
+
+def test_interrupted_training_resumes_to_the_same_model(smoke_data, tmp_path, monkeypatch):
+    params, ctx0 = smoke_data
+    ctx = _copy_ctx(smoke_data, tmp_path)
+    real = flow_training.validation_loss
+    calls = {"n": 0}
+
+    def interrupt_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flow_training, "validation_loss", interrupt_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        flow_stage.train_flow(ctx)
+    ckpt = ctx.task_dir / flow_stage.CHECKPOINT_FILE
+    assert ckpt.is_file() and not (ctx.task_dir / flow_stage.MODEL_FILE).exists()
+    monkeypatch.setattr(flow_training, "validation_loss", real)
+    flow_stage.train_flow(ctx)
+    assert not ckpt.exists()
+    assert (ctx.task_dir / flow_stage.MODEL_FILE).read_bytes() == (ctx0.task_dir / flow_stage.MODEL_FILE).read_bytes()
+
+
+def test_non_finite_loss_exits_1_and_keeps_the_last_good_checkpoint(smoke_data, tmp_path, monkeypatch):
+    params, _ = smoke_data
+    p = copy.deepcopy(params)
+    p["groundwater"]["flow"]["train"]["epochs"] = 3
+    ctx = _copy_ctx(smoke_data, tmp_path, p)
+    real = flow_training.nll
+    calls = {"epochs": 0}
+    steps_per_epoch = 20 // p["groundwater"]["flow"]["train"]["batch_size"]
+
+    def nan_in_second_epoch(model, z, heads, mask):
+        loss = real(model, z, heads, mask)
+        if torch.is_grad_enabled():
+            calls["epochs"] += 1
+            if calls["epochs"] > steps_per_epoch:
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(flow_training, "nll", nan_in_second_epoch)
+    with pytest.raises(RunFailed, match="last good checkpoint kept") as exc:
+        flow_stage.train_flow(ctx)
+    assert exc.value.exit_code == 1
+    blob = artifacts.load_torch(ctx.task_dir / flow_stage.CHECKPOINT_FILE)
+    assert blob["state"]["epoch"] == 1 and not (ctx.task_dir / flow_stage.MODEL_FILE).exists()
+
+
+def _long_table(heads: np.ndarray, keep: np.ndarray) -> pa.Table:
+    wells, periods, values = [], [], []
+    for w in range(13):
+        for t in range(25):
+            if keep[w, t]:
+                wells.append(WELL_NAMES[w])
+                periods.append(t + 1)
+                values.append(float(heads[w, t]))
+    return pa.table({"well": wells, "period": periods, "head": values})
+
+
+def test_infer_round_trip_csv_and_parquet(smoke_data, tmp_path):
+    _, ctx = smoke_data
+    refs = pipeline.read_references(ctx.task_dir)
+    heads = refs["test1"]["heads_obs"].reshape(13, 25)
+    keep = np.ones((13, 25), bool)
+    keep[:, 22:] = False  # 22 observed steps: absent rows
+    long = _long_table(heads, keep)
+    csv_path = tmp_path / "obs.csv"
+    import pyarrow.csv as pcsv
+
+    pcsv.write_csv(long, csv_path)
+    wide = {"period": list(range(1, 26))}
+    for w, name in enumerate(WELL_NAMES):
+        wide[name] = [float(v) if keep[w, t] else None for t, v in enumerate(heads[w])]
+    pq_path = tmp_path / "obs.parquet"
+    pq.write_table(pa.table(wide), pq_path)
+    model = ctx.task_dir / flow_stage.MODEL_FILE
+    runner = CliRunner()
+    outs = []
+    for src in (csv_path, pq_path):
+        out = tmp_path / f"post-{src.suffix[1:]}.parquet"
+        result = runner.invoke(app, ["groundwater", "infer", str(src), "--samples", "30", "--out", str(out),
+                                     "--model", str(model), "--seed", "3"])
+        assert result.exit_code == 0, result.output
+        table, meta = artifacts.read_parquet(out)
+        assert table.num_rows == 30 and meta["n_observed"] == int(keep.sum())
+        summary, _ = artifacts.read_parquet(flow_stage.summary_file(out))
+        assert summary.num_rows == 706 and {"lnk_mean", "lnk_sd", "row", "col"} <= set(summary.column_names)
+        outs.append(artifacts.fixed_size_to_numpy(table.column("lnk")))
+    # The two layouts hold the same data: the same samples for the same seed.
+    np.testing.assert_array_equal(outs[0], outs[1])
+    # Missing values do not matter, their mask does: the same as sampling with the mask directly.
+    h, m = parse_observations(long)
+    loaded, _ = flow_stage.load_model(model)
+    np.testing.assert_allclose(flow_stage.posterior_samples(loaded, h, m, 30, 3), outs[0])
+
+
+@pytest.mark.parametrize("table, message", [
+    (pa.table({"well": ["h99"], "period": [1], "head": [30.0]}), "unknown well"),
+    (pa.table({"well": ["h01"], "period": [26], "head": [30.0]}), "outside 1..25"),
+    (pa.table({"well": ["h01"], "period": [1], "head": ["high"]}), "not numeric"),
+    (pa.table({"well": ["h01", "h02"], "period": [1, 1], "head": [None, None]},
+              schema=pa.schema([("well", pa.string()), ("period", pa.int64()), ("head", pa.float64())])),
+     "every head is missing"),
+    (pa.table({"well": ["h01", "h01"], "period": [3, 3], "head": [30.0, 31.0]}), "more than once"),
+    (pa.table({"x": [1.0]}), "expected columns"),
+])
+def test_bad_observation_tables_are_user_errors_and_write_nothing(smoke_data, tmp_path, table, message):
+    _, ctx = smoke_data
+    import pyarrow.csv as pcsv
+
+    src = tmp_path / "bad.csv"
+    pcsv.write_csv(table, src)
+    out = tmp_path / "post.parquet"
+    with pytest.raises(UserError, match=message):
+        flow_stage.infer(src, 10, out, ctx.task_dir / flow_stage.MODEL_FILE, seed=0)
+    assert not out.exists() and not flow_stage.summary_file(out).exists()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "phys_ml.cli.main", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_infer_bad_input_exits_2_with_one_line(smoke_data, tmp_path):
+    _, ctx = smoke_data
+    src = tmp_path / "obs.csv"
+    src.write_text("well,period,head\nh01,1,thirty\n")
+    out = tmp_path / "p.parquet"
+    result = _cli("groundwater", "infer", str(src), "--out", str(out), "--model",
+                  str(ctx.task_dir / flow_stage.MODEL_FILE))
+    assert result.returncode == 2 and "not numeric" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+    src.write_text("well,period,head\nh01,1,30.0\n")
+    result = _cli("groundwater", "infer", str(src), "--out", str(out), "--model", str(tmp_path / "none.pt"))
+    assert result.returncode == 2 and "not found" in result.stderr

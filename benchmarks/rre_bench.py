@@ -1,5 +1,6 @@
 """rre speed figures: time per P-DL training iteration (full batch / mini-batch 128; forward-mode derivatives,
-compiled with torch.compile or eager, vs nested autograd) and Richards-solver time for the 20 x 20 x 10 x 30
+compiled with torch.compile or eager, vs nested autograd; full batch also with the 2,000 boundary points the
+default training adds) and Richards-solver time for the 20 x 20 x 10 x 30
 benchmark.
 
     python benchmarks/rre_bench.py [--iterations 30] [--no-solver]   (threads: torch's default, or OMP_NUM_THREADS)
@@ -22,7 +23,7 @@ from phys_ml.stages.rre.cases import CaseSpec, run_case
 from phys_ml.stages.rre.model import PsiNet
 from phys_ml.stages.rre.soil import VanGenuchten
 from phys_ml.stages.rre.solver import Grid, Stepping
-from phys_ml.stages.rre.train import TrainData, _compiled_losses, losses
+from phys_ml.stages.rre.train import Boundary, TrainData, _compiled_losses, losses
 
 SOIL = VanGenuchten()
 HI = [25.0, 25.0, 5.0, 3250.0]
@@ -49,7 +50,7 @@ def iteration(net, data, opt, sensors, psi_obs, colloc, how: str):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss_fn(net, data, sensors, psi_obs, colloc, 1.0)[0].backward()
+        loss_fn(net, data, sensors, psi_obs, colloc, 1.0, data.boundary)[0].backward()
         opt.step()
 
     return step
@@ -66,9 +67,15 @@ def main() -> None:
     sensors = torch.rand(2250, 4, generator=g) * hi
     psi_obs = -30 + 20 * torch.rand(2250, generator=g)
     colloc = torch.rand(10_000, 4, generator=g) * hi
-    data = TrainData(sensors, psi_obs, colloc, SOIL, 3250.0, 28.0)
+    pts = torch.rand(2000, 4, generator=g) * hi
+    pts[:1000, 2] = 0.0  # top face
+    bnd = Boundary(pts, torch.full((2000,), 2, dtype=torch.long), torch.full((2000,), 0.75 / 3600), 5.0)
+    plain = TrainData(sensors, psi_obs, colloc, SOIL, 3250.0, 28.0)
+    with_bnd = dataclasses.replace(plain, boundary=bnd)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, float32, network 4-10x5-1")
-    for mode, n_m, n_f in (("full batch (2,250 + 10,000)", 2250, 10_000), ("mini-batch 128 (+128 colloc.)", 128, 128)):
+    for mode, n_m, n_f, data in (("full batch (2,250 + 10,000)", 2250, 10_000, plain),
+                                 ("full + 2,000 boundary points", 2250, 10_000, with_bnd),
+                                 ("mini-batch 128 (+128 colloc.)", 128, 128, plain)):
         for how in ("compiled", "eager", "nested"):
             net = PsiNet(10, 5, [0, 0, 0, 0], HI, -30.0, 28.0)
             opt = torch.optim.Adam(net.parameters(), 1e-3)

@@ -26,17 +26,58 @@ def predict(net: PsiNet, coords: np.ndarray, chunk: int = 40_000) -> np.ndarray:
 def sensor_interpolation(coords: np.ndarray, sensors: np.ndarray, psi_obs: np.ndarray) -> np.ndarray:
     """Baseline: at each point take the nearest sensor column (in x, y) and interpolate its readings linearly
     in depth at the same time (constant beyond the shallowest and deepest sensor). For a horizontally uniform
-    field this is plain depth interpolation."""
+    field this is plain depth interpolation. A point later than the last sensor time takes the last readings
+    (persistence: the forecast baseline); one between sensor times the latest earlier readings."""
     cols, col_of = np.unique(sensors[:, :2], axis=0, return_inverse=True)
     d2 = ((coords[:, None, :2] - cols[None, :, :]) ** 2).sum(-1)
     nearest = np.argmin(d2, axis=1)
-    out = np.empty(coords.shape[0])
+    times = np.unique(sensors[:, 3])
+    t_used = times[np.clip(np.searchsorted(times, coords[:, 3], side="right") - 1, 0, times.size - 1)]
+    out = np.full(coords.shape[0], np.nan)
     for c in range(cols.shape[0]):
         here = col_of.ravel() == c
         for t in np.unique(sensors[here, 3]):
             sel = here & (sensors[:, 3] == t)
             order = np.argsort(sensors[sel, 2])
             z, p = sensors[sel, 2][order], psi_obs[sel][order]
-            target = (nearest == c) & (coords[:, 3] == t)
+            target = (nearest == c) & (t_used == t)
             out[target] = np.interp(coords[target, 2], z, p)
     return out
+
+
+def truth_residual(psi: np.ndarray, spacing: tuple[float, float, float], dt: float, soil, r_scale: float) -> float:
+    """Mean square of the scaled RRE residual (eq. 6, r / r_scale) of a solution ``psi`` (nt, nx, ny, nz) on its
+    own grid, by central differences at the interior cells and times (one-sided pieces are left out; a horizontal
+    axis with fewer than 3 cells contributes no derivative). The floor a perfect network could reach."""
+    import torch
+
+    from .model import residual
+
+    dx, dy, dz = spacing
+    core = psi[1:-1]
+    sl = [slice(None)] * 4
+    inner = (slice(1, -1),) + tuple(slice(1, -1) if n >= 3 else slice(None) for n in psi.shape[1:])
+
+    def d1(a, axis, h):
+        if a.shape[axis] < 3:
+            return np.zeros_like(a)
+        out = np.zeros_like(a)
+        s_mid, s_hi, s_lo = list(sl), list(sl), list(sl)
+        s_mid[axis], s_hi[axis], s_lo[axis] = slice(1, -1), slice(2, None), slice(None, -2)
+        out[tuple(s_mid)] = (a[tuple(s_hi)] - a[tuple(s_lo)]) / (2 * h)
+        return out
+
+    def d2(a, axis, h):
+        if a.shape[axis] < 3:
+            return np.zeros_like(a)
+        out = np.zeros_like(a)
+        s_mid, s_hi, s_lo = list(sl), list(sl), list(sl)
+        s_mid[axis], s_hi[axis], s_lo[axis] = slice(1, -1), slice(2, None), slice(None, -2)
+        out[tuple(s_mid)] = (a[tuple(s_hi)] - 2 * a[tuple(s_mid)] + a[tuple(s_lo)]) / h**2
+        return out
+
+    psi_t = (psi[2:] - psi[:-2]) / (2 * dt)
+    d = {"psi": core, "psi_t": psi_t, "psi_x": d1(core, 1, dx), "psi_y": d1(core, 2, dy), "psi_z": d1(core, 3, dz),
+         "psi_xx": d2(core, 1, dx), "psi_yy": d2(core, 2, dy), "psi_zz": d2(core, 3, dz)}
+    r = residual({k: torch.tensor(np.ascontiguousarray(v)) for k, v in d.items()}, soil).numpy() / r_scale
+    return float(np.mean(r[(slice(None),) + inner[1:]] ** 2))

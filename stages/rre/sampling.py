@@ -35,3 +35,29 @@ def collocation_rows(n_rows: int, n: int, rng: np.random.Generator) -> np.ndarra
     if n > n_rows:
         raise UserError(f"rre collocation: {n} points requested but the domain has {n_rows} instances")
     return np.sort(rng.choice(n_rows, size=n, replace=False))
+
+
+def boundary_points(n: int, lengths: tuple[float, float, float], t_end: float, top_flux: np.ndarray,
+                    rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` points on the faces of the box at uniform times in (0, t_end]: half on the top face (depth 0, with
+    the prescribed outward flux of the top cell they lie in, ``top_flux`` (nx, ny) cm/s), a fifth on the bottom
+    face and the rest on the four sides (zero flux). Returns columns x, y, z, t, axis (0 x, 1 y, 2 depth), flux."""
+    lx, ly, lz = lengths
+    n_top, n_bottom = n // 2, n // 5
+    n_side = n - n_top - n_bottom
+    xyz = rng.uniform(0.0, 1.0, size=(n, 3)) * np.array([lx, ly, lz])
+    axis = np.empty(n, dtype=np.int64)
+    xyz[:n_top, 2], axis[:n_top] = 0.0, 2
+    xyz[n_top : n_top + n_bottom, 2], axis[n_top : n_top + n_bottom] = lz, 2
+    side = np.arange(n_top + n_bottom, n)
+    face = rng.integers(0, 4, size=n_side)  # x = 0, x = lx, y = 0, y = ly
+    xyz[side[face < 2], 0] = np.where(face[face < 2] == 0, 0.0, lx)
+    xyz[side[face >= 2], 1] = np.where(face[face >= 2] == 2, 0.0, ly)
+    axis[side] = np.where(face < 2, 0, 1)
+    nx, ny = top_flux.shape
+    ix = np.minimum((xyz[:n_top, 0] / lx * nx).astype(int), nx - 1)
+    iy = np.minimum((xyz[:n_top, 1] / ly * ny).astype(int), ny - 1)
+    flux = np.zeros(n)
+    flux[:n_top] = top_flux[ix, iy]
+    t = rng.uniform(0.0, 1.0, size=n) * t_end
+    return {"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2], "t": t, "axis": axis, "flux": flux}

@@ -2,8 +2,12 @@
 
 Scaling (ours; the paper does not state its units): L_D is the mean square of (psi_hat - psi_m) / psi_scale and
 L_RRE the mean square of r / r_scale with r_scale = (theta_s - theta_r) / t_end, so both are of order one at the
-start. A mini-batch iteration uses ``batch_size`` sensor readings and ``batch_size`` collocation points, each
-drawn by walking through a fresh permutation per epoch.
+start. When boundary points are given, L_RRE also holds the mean square of the boundary flux residual
+(K (psi_z - 1) - E on the top face, where E is the known evaporation flux; zero normal flux on the bottom and the
+sides; scaled by r_scale * lz): without it the RRE residual is blind to the forcing that drives the problem.
+With ``soil`` a ``SoilParams`` module, alpha, n and K_s are learned jointly with the network. A mini-batch
+iteration uses ``batch_size`` sensor readings, collocation and boundary points, each drawn by walking through a
+fresh permutation per epoch.
 """
 
 from __future__ import annotations
@@ -18,10 +22,44 @@ import torch
 from phys_ml.stages.common.optim import build_optimizer
 
 from .model import PsiNet, autograd_derivatives, residual
-from .soil import VanGenuchten
+from .soil import VanGenuchten, conductivity
 
 
 WARMUP = 5  # iterations left out of ms_per_iteration
+
+
+@dataclass
+class Boundary:
+    """Boundary points: coordinates (Nb, 4), the derivative axis of each face's normal (0 x, 1 y, 2 depth) and the
+    prescribed outward flux (cm/s; the evaporation on the top face, 0 elsewhere)."""
+
+    points: torch.Tensor
+    axis: torch.Tensor  # (Nb,) long
+    flux: torch.Tensor  # (Nb,)
+    lz: float
+
+    def subset(self, idx: torch.Tensor) -> "Boundary":
+        return Boundary(self.points[idx], self.axis[idx], self.flux[idx], self.lz)
+
+
+class SoilParams(torch.nn.Module):
+    """Learned van Genuchten alpha, n, K_s (log alpha, log(n - 1), log K_s); theta_s and theta_r stay known."""
+
+    def __init__(self, init: VanGenuchten) -> None:
+        super().__init__()
+        self.theta_s, self.theta_r = init.theta_s, init.theta_r
+        self.log_alpha = torch.nn.Parameter(torch.tensor(float(np.log(init.alpha))))
+        self.log_n1 = torch.nn.Parameter(torch.tensor(float(np.log(init.n - 1))))
+        self.log_ks = torch.nn.Parameter(torch.tensor(float(np.log(init.k_s))))
+
+    def soil(self) -> VanGenuchten:
+        return VanGenuchten(alpha=self.log_alpha.exp(), n=1 + self.log_n1.exp(), theta_s=self.theta_s,
+                            theta_r=self.theta_r, k_s=self.log_ks.exp())
+
+    def values(self) -> dict[str, float]:
+        with torch.no_grad():
+            return {"alpha": float(self.log_alpha.exp()), "n": float(1 + self.log_n1.exp()),
+                    "k_s": float(self.log_ks.exp())}
 
 
 @dataclass
@@ -34,6 +72,7 @@ class TrainData:
     psi_scale: float
     derivatives: str = "taylor"  # taylor: forward-mode (PsiNet.derivatives) | autograd: nested reverse mode
     compile: bool = False  # torch.compile the full-batch training loss (fuses the forward-mode elementwise work)
+    boundary: Boundary | None = None  # flux conditions added to the physics term
 
     @property
     def r_scale(self) -> float:
@@ -50,36 +89,86 @@ class TrainResult:
     seconds: float = 0.0  # all iterations, compiling included
     ms_per_iteration: float = 0.0  # after the first WARMUP iterations
     diverged: bool = False
+    soil: dict[str, list[float]] = field(default_factory=dict)  # learned alpha, n, k_s at each logged iteration
+
+
+def boundary_residual(net: PsiNet, bnd: Boundary, soil: VanGenuchten, derivatives: str,
+                      unsaturated: bool = False) -> torch.Tensor:
+    """Outward-flux misfit on the boundary faces: K (psi_z - 1) - E on z faces (upward Darcy flux with z the
+    depth), K psi_x or K psi_y on the sides (prescribed 0)."""
+    d = autograd_derivatives(net, bnd.points) if derivatives == "autograd" else net.derivatives(bnd.points)
+    grads = torch.stack([d["psi_x"], d["psi_y"], d["psi_z"] - 1.0])  # (3, Nb)
+    g = grads.gather(0, bnd.axis[None, :]).squeeze(0)
+    psi = d["psi"].clamp(max=-1e-3) if unsaturated else d["psi"]
+    return conductivity(psi, soil) * g - bnd.flux
 
 
 def losses(net: PsiNet, data: TrainData, sensors: torch.Tensor, psi_obs: torch.Tensor, colloc: torch.Tensor,
-           weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total, L_D, L_RRE) on the given sensor readings and collocation points."""
+           weight: float, boundary: Boundary | None = None, soil: VanGenuchten | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, L_D, L_RRE) on the given sensor readings, collocation points and boundary points."""
+    learned = soil is not None
+    soil = data.soil if soil is None else soil
     l_data = ((net(sensors) - psi_obs) / data.psi_scale).pow(2).mean()
     d = autograd_derivatives(net, colloc) if data.derivatives == "autograd" else net.derivatives(colloc)
-    r = residual(d, data.soil) / data.r_scale
+    if learned:  # d u^(n-1) / dn = u^(n-1) ln u is NaN at u = 0: keep a learned soil's psi unsaturated
+        d = {**d, "psi": d["psi"].clamp(max=-1e-3)}
+    r = residual(d, soil) / data.r_scale
     l_rre = r.pow(2).mean()
+    if boundary is not None:
+        b = boundary_residual(net, boundary, soil, data.derivatives, learned) / (data.r_scale * boundary.lz)
+        l_rre = l_rre + b.pow(2).mean()
     return l_data + weight * l_rre, l_data, l_rre
+
+
+def _data_losses(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None):
+    l_data = ((net(sensors) - psi_obs) / data.psi_scale).pow(2).mean()
+    return l_data, l_data, torch.zeros(())
+
+
+def _terms(net, data, sensors, psi_obs, colloc, boundary=None):
+    _, l_data, l_rre = losses(net, data, sensors, psi_obs, colloc, 0.0, boundary)
+    return l_data, l_rre
 
 
 @functools.cache
 def _compiled_losses():
-    """One compiled ``losses`` per process, so runs with new networks of the same shape reuse its graphs."""
-    return torch.compile(losses, dynamic=False)
+    """One compiled loss per process, so runs with new networks of the same shape reuse its graphs. The weight is
+    applied outside the compiled part, so a new w does not recompile (a new sensor set or scale still does)."""
+    import torch._dynamo
+
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
+    terms = torch.compile(_terms, dynamic=False)
+
+    def compiled(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None):
+        l_data, l_rre = terms(net, data, sensors, psi_obs, colloc, boundary)
+        return l_data + weight * l_rre, l_data, l_rre
+
+    return compiled
 
 
 def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, batch: str, batch_size: int,
-          weight: float, log_every: int, generator: torch.Generator, progress=None) -> TrainResult:
-    """Train ``net`` in place. ``batch`` is 'full' or 'mini'; ``progress`` wraps the iteration range."""
-    opt = build_optimizer(net, optimizer)
+          weight: float, log_every: int, generator: torch.Generator, progress=None,
+          soil: SoilParams | None = None, lr_decay: float = 1.0, warmup: int = 0) -> TrainResult:
+    """Train ``net`` (and ``soil``, if given) in place. ``batch`` is 'full' or 'mini'; ``progress`` wraps the
+    iteration range. ``lr_decay``: the learning rate falls exponentially to this fraction of its value by the
+    last iteration (1: constant). ``warmup``: the first iterations fit the data alone (w = 0; the soil
+    parameters get no gradient then), within the same budget."""
+    opt = build_optimizer(net if soil is None else torch.nn.ModuleList([net, soil]), optimizer)
+    gamma = lr_decay ** (1.0 / iterations)
     # compiled for full batches only: on an idle CPU a compiled mini-batch step is also ~2x faster, but its many
     # tiny parallel loops stalled (~100 ms per step) when other jobs shared the cores; eager mini-batch steps do not
-    compiled = data.compile and data.derivatives == "taylor" and batch == "full"
+    compiled = data.compile and data.derivatives == "taylor" and batch == "full" and soil is None
     step_losses = _compiled_losses() if compiled else losses
+    physics_losses = step_losses
     result = TrainResult(iterations=iterations)
     nm, nf = data.psi_obs.shape[0], data.colloc.shape[0]
-    perm_m = perm_f = None
-    pos_m = pos_f = 0
+    bnd = data.boundary
+    nb = bnd.points.shape[0] if bnd is not None else 0
+    perm_m = perm_f = perm_b = None
+    pos_m = pos_f = pos_b = 0
+    if soil is not None:
+        result.soil = {"alpha": [], "n": [], "k_s": []}
 
     def take(perm, pos, n):
         if perm is None or pos + batch_size > n:
@@ -88,7 +177,11 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
 
     def log(it: int) -> None:
         with torch.no_grad():
-            total, ld, lr = losses(net, data, data.sensors, data.psi_obs, data.colloc, weight)
+            total, ld, lr = losses(net, data, data.sensors, data.psi_obs, data.colloc, weight, bnd,
+                                   None if soil is None else soil.soil())
+        if soil is not None:
+            for key, value in soil.values().items():
+                result.soil[key].append(value)
         result.loss.append(float(total))
         result.loss_data.append(float(ld))
         result.loss_rre.append(float(lr))
@@ -99,19 +192,36 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
     for it in progress(steps) if progress else steps:
         t0 = time.perf_counter()
         if batch == "full":
-            s, p, c = data.sensors, data.psi_obs, data.colloc
+            s, p, c, b = data.sensors, data.psi_obs, data.colloc, bnd
         else:
             perm_m, pos_m, im = take(perm_m, pos_m, nm)
             perm_f, pos_f, jf = take(perm_f, pos_f, nf)
             s, p, c = data.sensors[im], data.psi_obs[im], data.colloc[jf]
+            b = None
+            if bnd is not None:
+                perm_b, pos_b, jb = take(perm_b, pos_b, nb)
+                b = bnd.subset(jb)
+
+        # a data-only step (w = 0, or during the warm-up): the physics term would be multiplied by 0, so it is
+        # not computed
+        step_losses = _data_losses if weight == 0 or it <= warmup else physics_losses
 
         def closure():
             opt.zero_grad(set_to_none=True)
-            total, _, _ = step_losses(net, data, s, p, c, weight)
+            if soil is None:
+                total, _, _ = step_losses(net, data, s, p, c, weight, b)
+            else:
+                total, _, _ = step_losses(net, data, s, p, c, weight, b, soil.soil())
             total.backward()
             return total
 
         total = opt.step(closure)
+        if soil is not None and not all(bool(torch.isfinite(q).all()) for q in soil.parameters()):
+            total = torch.tensor(float("nan"))
+        if gamma != 1.0:
+            for group in opt.param_groups:
+                if "lr" in group:
+                    group["lr"] *= gamma
         elapsed = time.perf_counter() - t0
         result.seconds += elapsed
         if it > WARMUP:  # the first iterations pay for allocation and, if compiled, for compiling
@@ -136,3 +246,15 @@ def iterations_to_converge(logged_at: list[int], loss: list[float], rel: float =
         if value <= (1 + rel) * final:
             return it
     return logged_at[-1]
+
+
+def converged(logged_at: list[int], loss: list[float], window: float = 0.25, rel: float = 0.1) -> bool:
+    """The convergence rule (reads only the training loss): over the last ``window`` of the run the best loss
+    improved by less than ``rel`` (relative). A run whose loss is still falling faster is marked not converged."""
+    if len(loss) < 2 or not np.isfinite(loss[-1]):
+        return False
+    cut = logged_at[-1] * (1 - window)
+    before = [v for it, v in zip(logged_at, loss) if it <= cut]
+    if not before:
+        return False
+    return min(loss) >= (1 - rel) * min(before)

@@ -18,7 +18,10 @@ def small(params):
         {"optimizer": {"name": "adam", "lr": 0.01}, "batch": "full", "iterations": 5},
         {"optimizer": {"name": "gd", "lr": 0.01}, "batch": "mini", "iterations": 5},
         {"optimizer": {"name": "adam", "lr": 0.01}, "batch": "full", "iterations": 5, "residual_weight": 0.25},
+        {"optimizer": {"name": "adam", "lr": 0.01}, "batch": "full", "iterations": 5, "residual_weight": 0.0},
     ]
+    p["rre"]["train"]["selection"] = {"weights": [0.0, 0.1], "iterations": 3, "collocation": 100}
+    p["rre"]["train"]["studies"] = {"iterations": 3, "sparse": [{"locations": 3, "layers": 2}], "soil": {"iterations": 3}}
     return p
 
 
@@ -29,7 +32,7 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
     b = StageContext(task="rre", params=params, data_dir=tmp_path / "b")
     for ctx in (a, b):
         pipeline.generate(ctx, None)
-    for name in ("patch_solution", "patch_sensors", "patch_collocation"):
+    for name in ("patch_solution", "patch_sensors", "patch_collocation", "patch_boundary"):
         pa_, pb_ = (c.task_dir / "generated" / f"{name}.parquet" for c in (a, b))
         assert pa_.read_bytes() == pb_.read_bytes()
     pipeline.train(a, None)
@@ -37,9 +40,14 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
     metrics = (a.task_dir / "metrics.json").read_text()
     assert '"patch.adam-full.re_psi"' in metrics and '"patch.baseline.re_psi"' in metrics
     assert '"patch.adam-full-w0.25.re_psi"' in metrics  # a run with its own residual weight
+    for key in ("study-sparse-3x2-pdl", "study-sparse-3x2-data", "study-sparse-3x2-interpolation",
+                "study-forecast-pdl", "study-forecast-interpolation"):
+        assert f'"patch.{key}.re_psi"' in metrics
+    assert '"patch.study-soil.alpha_rel_error"' in metrics and '"patch.select.table1.chosen"' in metrics
     section = pipeline.report_section(a.data_dir)
-    assert "sensor interpolation" in section.markdown and len(section.figures) == 3
-    assert "| adam | full | 0.25 |" in section.markdown
+    assert "sensor interpolation" in section.markdown and len(section.figures) == 6
+    assert "| adam | full | 0.25 |" in section.markdown and "adam data-only | full | 0 |" in section.markdown
+    assert "Selection of w" in section.markdown and "Unknown soil" in section.markdown
     assert pipeline.report_section(tmp_path / "none") is None
 
 

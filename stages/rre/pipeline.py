@@ -845,9 +845,10 @@ def report_section(data_dir: Path) -> ReportSection | None:
                   "curves against the solver's.\n")
         within = [f"{r[0]} {r[1]}" for r in soil_rows if r[5] is not None and r[5] <= 0.1]
         md.append(f"Within 10 % of the solver's value: {', '.join(within) if within else 'none'} (of {len(soil_rows)}). "
-                  "The soil enters only through the residual, which the network does not meet (L_RRE above): alpha "
-                  "and K_s trade off along the conductivity curve and K_s is the flattest direction, so the "
-                  "parameters absorb the network's derivative errors. On the solver's own derivatives (finite "
+                  "The soil enters only through the residual, which the network does not meet (L_RRE above), so the "
+                  "parameters absorb the network's derivative errors; and K_s is K at psi = 0, outside the range the "
+                  "data cover (shaded in the figure), so alpha and K_s trade off along the conductivity curve (the "
+                  "learned K is closest to the solver's in the dry part of that range). On the solver's own derivatives (finite "
                   "differences, no network; tests/rre/test_soil_learning.py) the same fit recovers alpha and n within "
                   "a few per cent.\n")
     md.append(

@@ -77,8 +77,10 @@ def evaluate_flow(ctx: StageContext, refs: dict, ies_heads: dict[str, np.ndarray
 
 def _test_split(ctx: StageContext, model, cfg, fig_dir: Path) -> dict:
     """Posterior of every test-split data set (fresh seeded noise): R^2, LPP, calibration, errors vs steps."""
+    from .pipeline import _configs
+
     ev = cfg.evaluate
-    gen_noise = ctx.params["groundwater"]["generate"]["noise_sd"]
+    gen_noise = _configs(ctx)[1].noise_sd
     _, lnk, heads = read_split(ctx.task_dir, "test")
     rng = np.random.default_rng([cfg.seed, 8])
     levels = np.asarray(ev.levels)

@@ -92,14 +92,13 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[Amortize
 
 def train_flow(ctx: StageContext) -> None:
     """Train summary network + conditional flow on the training split, early stopping on the validation split."""
-    from .pipeline import N_TIMES, _configs, _prior
+    from .pipeline import _configs, _prior
 
     cfg = flow_config(ctx)
     set_threads(cfg)
     _, gen_cfg = _configs(ctx)
     if gen_cfg.n_val < 1:
         raise UserError("groundwater.generate.n_val must be >= 1: the flow stops early on the validation split")
-    assert N_TIMES == N_STEPS
     prior = _prior(gen_cfg.prior)
     _, lnk_tr, heads_tr = read_split(ctx.task_dir, "train")
     _, lnk_va, heads_va = read_split(ctx.task_dir, "val")
@@ -119,11 +118,12 @@ def train_flow(ctx: StageContext) -> None:
     fingerprint = _fingerprint(cfg, gen_cfg.prior.model_dump(), lnk_tr, heads_tr)
     ckpt_path = ctx.task_dir / CHECKPOINT_FILE
     state = _resume(ckpt_path, fingerprint, ctx)
+    resumed_epochs = state.epoch if state else 0
 
     def checkpoint(s: TrainState) -> None:
         artifacts.save_torch({"fingerprint": fingerprint, "state": s.to_dict()}, ckpt_path)
         last = s.history[-1]
-        if not _interactive_every(s.epoch, settings.epochs):
+        if not _log_epoch(s.epoch, settings.epochs):
             return
         ctx.console.print(f"{TASK} flow: epoch {s.epoch} train {last['train_loss']:.2f} val {last['val_loss']:.2f} "
                           f"(best {s.best_val:.2f} at {s.best_epoch}) lr {last['lr']:.2e}", highlight=False)
@@ -148,13 +148,13 @@ def train_flow(ctx: StageContext) -> None:
     summary = {"epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_val_nll": state.best_val,
                "stop_reason": state.stopped, "n_parameters": n_parameters(model), "n_train": len(lnk_tr),
                "n_val": len(lnk_va), "device": str(device), "train_wall_s": round(wall, 1),
-               "s_per_epoch": round(wall / max(1, len(hist) - (hist[0]["epoch"] - 1 if hist else 0)), 3)}
+               "s_per_epoch": round(wall / max(1, state.epoch - resumed_epochs), 3)}
     artifacts.write_json(ctx.task_dir / "flow_train.json", summary)
     ckpt_path.unlink(missing_ok=True)
     print_summary(ctx.console, f"{TASK} train flow", summary)
 
 
-def _interactive_every(epoch: int, total: int, lines: int = 10) -> bool:
+def _log_epoch(epoch: int, total: int, lines: int = 10) -> bool:
     return epoch == 1 or epoch % max(1, total // lines) == 0
 
 

@@ -8,9 +8,8 @@ import numpy as np
 
 from phys_ml.stages.common.figures import new_figure, save_png
 
-from . import freyberg
 from .metrics import covered
-from .plots import _show, field_panels
+from .plots import _show, field_panels, head_band_panels
 
 
 def field_panels_flow(truth: np.ndarray, samples: np.ndarray, title: str, path: Path) -> Path:
@@ -19,35 +18,11 @@ def field_panels_flow(truth: np.ndarray, samples: np.ndarray, title: str, path: 
 
 
 def head_bands_compare(flow_sim, ies_sim, clean, observed, title: str, path: Path) -> Path:
-    """95 % posterior-predictive bands of the flow (blue) and the smoother (orange) at the 13 wells."""
-    n_w, n_t = len(freyberg.OBS_CELLS), freyberg.N_PERIODS
-    t = np.cumsum(freyberg.PERIOD_DAYS)
-    clean, observed = clean.reshape(n_w, n_t), observed.reshape(n_w, n_t)
-    bands = [("flow", flow_sim, "tab:blue")]
+    """95 % posterior-predictive bands of the flow (blue) and, when given, the smoother (orange) at the wells."""
+    bands = {"flow": (flow_sim, "tab:blue")}
     if ies_sim is not None:
-        bands.append(("smoother", ies_sim, "tab:orange"))
-    fig, axes = new_figure(4, 4, size=(13, 10))
-    for w in range(16):
-        ax = axes.flat[w]
-        if w >= n_w:
-            ax.axis("off")
-            continue
-        for label, sim, color in bands:
-            sim = sim.reshape(len(sim), n_w, n_t)
-            lo, med, hi = np.percentile(sim[:, w], [2.5, 50, 97.5], axis=0)
-            ax.fill_between(t, lo, hi, color=color, alpha=0.3, label=f"{label} 95 % band")
-            ax.plot(t, med, color=color, lw=1, label=f"{label} median")
-        ax.plot(t, clean[w], color="black", lw=1, ls="--", label="true")
-        ax.plot(t, observed[w], ".", color="tab:red", ms=3, label="observed")
-        r, c = freyberg.OBS_CELLS[w]
-        ax.set_title(f"well {w + 1} (row {r}, col {c})", fontsize=8)
-        if w % 4 == 0:
-            ax.set_ylabel("head (m)")
-        if w >= 12:
-            ax.set_xlabel("time (d)")
-    axes.flat[0].legend(fontsize=6)
-    fig.suptitle(title)
-    return save_png(fig, path)
+        bands["smoother"] = (ies_sim, "tab:orange")
+    return head_band_panels(bands, clean, observed, title, path)
 
 
 def training_curve(history: dict[str, list], path: Path) -> Path:

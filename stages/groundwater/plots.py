@@ -50,19 +50,26 @@ def field_panels(truth, mean, sd, inside, title: str, path: Path) -> Path:
 
 def head_bands(sim, clean, observed, title: str, path: Path) -> Path:
     """Posterior predictive 95 % band and median of heads at the 13 wells, with truth and noisy data."""
+    return head_band_panels({"posterior": (sim, "tab:blue")}, clean, observed, title, path)
+
+
+def head_band_panels(bands: dict[str, tuple[np.ndarray, str]], clean, observed, title: str, path: Path) -> Path:
+    """One panel per well: for each ``label -> (simulated heads (N, 325), colour)`` its 95 % band and median,
+    with the true heads and the noisy observations."""
     n_w, n_t = len(freyberg.OBS_CELLS), freyberg.N_PERIODS
-    sim = sim.reshape(len(sim), n_w, n_t)
     clean, observed = clean.reshape(n_w, n_t), observed.reshape(n_w, n_t)
-    lo, med, hi = np.percentile(sim, [2.5, 50, 97.5], axis=0)
     t = np.cumsum(freyberg.PERIOD_DAYS)
+    stats = {label: (np.percentile(sim.reshape(len(sim), n_w, n_t), [2.5, 50, 97.5], axis=0), color)
+             for label, (sim, color) in bands.items()}
     fig, axes = new_figure(4, 4, size=(13, 10))
     for w in range(16):
         ax = axes.flat[w]
         if w >= n_w:
             ax.axis("off")
             continue
-        ax.fill_between(t, lo[w], hi[w], color="0.75", label="95 % band")
-        ax.plot(t, med[w], color="tab:blue", lw=1, label="posterior median")
+        for label, ((lo, med, hi), color) in stats.items():
+            ax.fill_between(t, lo[w], hi[w], color=color, alpha=0.3, label=f"{label} 95 % band")
+            ax.plot(t, med[w], color=color, lw=1, label=f"{label} median")
         ax.plot(t, clean[w], color="black", lw=1, ls="--", label="true")
         ax.plot(t, observed[w], ".", color="tab:red", ms=3, label="observed")
         r, c = freyberg.OBS_CELLS[w]

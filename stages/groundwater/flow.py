@@ -63,8 +63,8 @@ class ReLUDropout(nn.Sequential):
 
 def contiguous_rqs(widths: torch.Tensor, heights: torch.Tensor, derivatives: torch.Tensor,
                    bound: float) -> MonotonicRQSTransform:
-    """zuko's spline on contiguous parameter tensors: its softmax over bins is several times faster on the CPU
-    than on the strided views the coupling layer hands over."""
+    """zuko's spline on contiguous parameter tensors: its softmax over bins runs faster on the CPU than on the
+    strided views the coupling layer hands over (about 1.3x per training step, measured under load)."""
     return MonotonicRQSTransform(widths.contiguous(), heights.contiguous(), derivatives.contiguous(), bound=bound)
 
 

@@ -58,23 +58,22 @@ def truth_residual(psi: np.ndarray, spacing: tuple[float, float, float], dt: flo
     sl = [slice(None)] * 4
     inner = (slice(1, -1),) + tuple(slice(1, -1) if n >= 3 else slice(None) for n in psi.shape[1:])
 
-    def d1(a, axis, h):
+    def central(a, axis, h, second=False):
+        """Central first (or second) difference along ``axis`` at the interior points, zero elsewhere."""
         if a.shape[axis] < 3:
             return np.zeros_like(a)
         out = np.zeros_like(a)
         s_mid, s_hi, s_lo = list(sl), list(sl), list(sl)
         s_mid[axis], s_hi[axis], s_lo[axis] = slice(1, -1), slice(2, None), slice(None, -2)
-        out[tuple(s_mid)] = (a[tuple(s_hi)] - a[tuple(s_lo)]) / (2 * h)
+        hi, lo = a[tuple(s_hi)], a[tuple(s_lo)]
+        out[tuple(s_mid)] = (hi - 2 * a[tuple(s_mid)] + lo) / h**2 if second else (hi - lo) / (2 * h)
         return out
 
+    def d1(a, axis, h):
+        return central(a, axis, h)
+
     def d2(a, axis, h):
-        if a.shape[axis] < 3:
-            return np.zeros_like(a)
-        out = np.zeros_like(a)
-        s_mid, s_hi, s_lo = list(sl), list(sl), list(sl)
-        s_mid[axis], s_hi[axis], s_lo[axis] = slice(1, -1), slice(2, None), slice(None, -2)
-        out[tuple(s_mid)] = (a[tuple(s_hi)] - 2 * a[tuple(s_mid)] + a[tuple(s_lo)]) / h**2
-        return out
+        return central(a, axis, h, second=True)
 
     psi_t = (psi[2:] - psi[:-2]) / (2 * dt)
     d = {"psi": core, "psi_t": psi_t, "psi_x": d1(core, 1, dx), "psi_y": d1(core, 2, dy), "psi_z": d1(core, 3, dz),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -15,7 +13,9 @@ import typer
 from rich.console import Console
 
 from phys_ml import __version__
-from phys_ml.stages.common.errors import PhysMLError, UserError
+from phys_ml.cli import diphoton as diphoton_cli
+from phys_ml.cli import groundwater as groundwater_cli
+from phys_ml.stages.common.errors import Interrupted, PhysMLError, UserError
 
 app = typer.Typer(
     name="phys-ml",
@@ -53,6 +53,13 @@ def main(
     STATE["debug"] = debug
 
 
+def check_data_dir(data_dir: Path) -> None:
+    """--data-dir must be a folder or not exist yet (then it is made); a file there is bad input."""
+    for path in (data_dir, *data_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise UserError(f"--data-dir {data_dir}: {path} is a file, not a folder")
+
+
 def _run_stage(stage: str, task: str, subtask: str | None, params_path: Path, data_dir: Path) -> None:
     from phys_ml.stages.common.context import StageContext
     from phys_ml.stages.common.params import load_params
@@ -60,6 +67,7 @@ def _run_stage(stage: str, task: str, subtask: str | None, params_path: Path, da
 
     info = get_task(task)
     fn = stage_function(info, stage, subtask)
+    check_data_dir(data_dir)
     ctx = StageContext(task=task, params=load_params(params_path), data_dir=data_dir, console=err)
     fn(ctx, subtask)
 
@@ -75,9 +83,7 @@ def generate(task: TaskArg, subtask: SubtaskArg = None, params: ParamsOpt = Path
     if runner is not None or scheduler is not None:
         if task != "groundwater":
             raise UserError(f"--runner and --scheduler apply to the groundwater task only, not '{task}'")
-        from phys_ml.cli.groundwater import apply_runner_options
-
-        apply_runner_options(runner, scheduler)
+        groundwater_cli.apply_runner_options(runner, scheduler)
     _run_stage("generate", task, subtask, params, data_dir)
 
 
@@ -97,12 +103,17 @@ def evaluate(task: TaskArg, subtask: SubtaskArg = None, params: ParamsOpt = Path
 
 @app.command(rich_help_panel="Stages")
 def report(params: ParamsOpt = Path("params.yaml"), data_dir: DataOpt = Path("data"),
-           out: Annotated[Path, typer.Option(help="Folder for report.md and report.html.")] = Path("reports")) -> None:
+           out: Annotated[Optional[Path], typer.Option(
+               help="Folder for report.md and report.html (default: reports/ for data/, else DATA_DIR/report).")]
+           = None) -> None:
     """Write the Markdown and HTML report: the paper's tables beside ours, with the figures."""
     from phys_ml.stages.common.config import section
     from phys_ml.stages.common.params import load_params
     from phys_ml.stages.report_stage import build_report
 
+    check_data_dir(data_dir)
+    if out is None:  # the committed reports/ describe data/ only; another data folder gets its own report
+        out = Path("reports") if data_dir == Path("data") else data_dir / "report"
     title = section(load_params(params), "report").get("title", "phys-ml report")
     md, html, shown, missing = build_report(data_dir, out, str(title))
     err.print(f"report: {md} and {html}; tasks shown: {', '.join(shown) or 'none'}; "
@@ -126,7 +137,7 @@ def reproduce(
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1"}
     code = subprocess.call(cmd, env=env)
     if code:
-        raise typer.Exit(1)
+        raise typer.Exit(code)  # dvc's own exit code
 
 
 @app.command(rich_help_panel="Pipeline")
@@ -158,10 +169,8 @@ def _dist_version(dist: str) -> str:
 
 
 def _mf6_line() -> str:
-    try:
-        from phys_ml.stages.groundwater.mf6 import mf6_info
-    except ImportError:
-        return "unknown (groundwater task not installed)"
+    from phys_ml.stages.groundwater.mf6 import mf6_info
+
     try:
         found = mf6_info()
     except PhysMLError as exc:
@@ -188,26 +197,20 @@ def profile_list(root: Annotated[Path, typer.Option(help="Project root.")] = Pat
         print(name)
 
 
-def _mount_task_apps() -> None:
-    """Task-specific helper commands: cli/<task>.py with a Typer `app` becomes `phys-ml <task> ...`."""
-    from phys_ml.stages.registry import TASKS
-
-    for name in TASKS:
-        module_name = f"phys_ml.cli.{name}"
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        module = importlib.import_module(module_name)
-        app.add_typer(module.app, name=name, rich_help_panel="Task helpers")
-
-
-_mount_task_apps()
+# Task-specific helper commands: `phys-ml groundwater ...`, `phys-ml diphoton ...`.
+app.add_typer(diphoton_cli.app, name="diphoton", rich_help_panel="Task helpers")
+app.add_typer(groundwater_cli.app, name="groundwater", rich_help_panel="Task helpers")
 
 
 def run() -> None:
     """Console entry point: errors become one line on stderr and an exit code (2 bad input, 1 failed run)."""
     debug = "--debug" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False returns typer's exit code instead of exiting (Ctrl-C outside a stage: 130)
+        code = app(standalone_mode=False)
+    except Interrupted as exc:  # a stage caught Ctrl-C, cleaned up and says how a rerun resumes
+        err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
     except PhysMLError as exc:
         if debug:
             raise
@@ -219,8 +222,7 @@ def run() -> None:
         err.print("aborted", highlight=False)
         sys.exit(130)
     except KeyboardInterrupt:
-        err.print("interrupted", highlight=False)
-        sys.exit(130)
+        code = 130
     except Exception as exc:  # click usage errors carry their own exit code
         import click
 
@@ -232,6 +234,12 @@ def run() -> None:
         err.print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
                   highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
+    if code == 130:
+        err.print(INTERRUPTED, highlight=False, markup=False, soft_wrap=True)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+INTERRUPTED = "interrupted; nothing half-written was kept: rerun the command (long stages resume where they stopped)"
 
 
 if __name__ == "__main__":

@@ -1,12 +1,21 @@
-"""The tasks of phys-ml: name -> pipeline module. Pipelines are imported only when a command needs them."""
+"""The tasks of phys-ml: each task's stage functions (``<task>/pipeline.py``) and report (``<task>/report.py``)."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
 from .common.errors import UserError
+from .diphoton import pipeline as diphoton_pipeline
+from .diphoton import report as diphoton_report
+from .groundwater import pipeline as groundwater_pipeline
+from .groundwater import report as groundwater_report
+from .particles import pipeline as particles_pipeline
+from .particles import report as particles_report
+from .rre import pipeline as rre_pipeline
+from .rre import report as rre_report
+from .thermo import pipeline as thermo_pipeline
+from .thermo import report as thermo_report
 
 STAGE_NAMES = ("generate", "train", "evaluate")
 
@@ -16,32 +25,24 @@ class TaskInfo:
     name: str
     title: str
     paper: str
+    pipeline: ModuleType  # generate(ctx, subtask), train(ctx, subtask), evaluate(ctx, subtask)
+    report: ModuleType  # report_section(data_dir) -> ReportSection | None
     subtasks: tuple[str, ...] = ()
-
-    @property
-    def module_name(self) -> str:
-        return f"phys_ml.stages.{self.name}.pipeline"
-
-    def pipeline(self) -> ModuleType:
-        try:
-            return importlib.import_module(self.module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == self.module_name:
-                raise UserError(f"task '{self.name}' has no pipeline yet") from None
-            raise
 
 
 TASKS: dict[str, TaskInfo] = {
     t.name: t
     for t in (
         TaskInfo("particles", "Charged-particle regression", "charged-particles-regression",
-                 ("task2", "task31", "task32")),
+                 particles_pipeline, particles_report, ("task2", "task31", "task32")),
         TaskInfo("thermo", "Thermodynamic optimizers on the two-spiral problem",
-                 "thermodynamic-parameterization"),
+                 "thermodynamic-parameterization", thermo_pipeline, thermo_report),
         TaskInfo("groundwater", "Freyberg groundwater model: amortized inference and ensemble smoother",
-                 "groundwater-amortized-inference", ("flow", "ies")),
-        TaskInfo("diphoton", "Higgs diphoton conditional normalizing flow", "diphoton-cnf-mdmm"),
-        TaskInfo("rre", "Richards-equation P-DL and its optimizers", "rre-pdl-optimizers"),
+                 "groundwater-amortized-inference", groundwater_pipeline, groundwater_report, ("flow", "ies")),
+        TaskInfo("diphoton", "Higgs diphoton conditional normalizing flow", "diphoton-cnf-mdmm",
+                 diphoton_pipeline, diphoton_report),
+        TaskInfo("rre", "Richards-equation P-DL and its optimizers", "rre-pdl-optimizers",
+                 rre_pipeline, rre_report),
     )
 }
 
@@ -57,7 +58,7 @@ def stage_function(task: TaskInfo, stage: str, subtask: str | None):
     if subtask is not None and subtask not in task.subtasks:
         known = ", ".join(task.subtasks) or "none"
         raise UserError(f"task '{task.name}' has no sub-task '{subtask}' (known: {known})")
-    fn = getattr(task.pipeline(), stage, None)
+    fn = getattr(task.pipeline, stage, None)
     if fn is None:
         raise UserError(f"task '{task.name}' has no '{stage}' stage")
     return fn

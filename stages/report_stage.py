@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from .common.artifacts import atomic_path
-from .common.errors import UserError
 from .common.report import ReportSection
 from .registry import TASKS
 
@@ -30,12 +29,7 @@ def collect_sections(data_dir: Path) -> tuple[list[tuple[str, ReportSection]], l
     """(task name, section) for every task that has results, and the names of those that have none."""
     done, missing = [], []
     for name, task in TASKS.items():
-        try:
-            module = task.pipeline()
-        except UserError:  # the task has no pipeline yet: reported as not run
-            missing.append(name)
-            continue
-        section = module.report_section(data_dir) if hasattr(module, "report_section") else None
+        section = task.report.report_section(data_dir)
         (done.append((name, section)) if section is not None else missing.append(name))
     return done, missing
 

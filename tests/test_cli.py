@@ -85,3 +85,41 @@ def test_report_lists_tasks_not_run(tmp_path, project_root):
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "Not run" in text and "`particles`" in text
     assert (tmp_path / "rep" / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_reproduce_returns_dvc_exit_code(tmp_path, project_root):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "dvc.yaml").write_text("stages:\n  hello:\n    cmd: echo hi\n")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([str(Path(sys.executable).with_name("dvc")), "init", "-q"], cwd=repo, check=True)
+    result = run_cli("reproduce", "nosuch-stage", cwd=repo)
+    assert result.returncode != 0
+    assert "nosuch-stage" in result.stdout + result.stderr
+
+
+def test_data_dir_that_is_a_file_exit_2(tmp_path, project_root):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    for args in (["generate", "particles", "task2"], ["report"]):
+        result = run_cli(*args, "--params", str(project_root / "params.yaml"), "--data-dir", str(blocker / "sub"),
+                         cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == f"error: --data-dir {blocker / 'sub'}: {blocker} is a file, not a folder"
+
+
+def test_params_folder_and_empty_params_name_the_file(tmp_path):
+    result = run_cli("generate", "particles", "-p", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == f"error: {tmp_path} is a folder, not a YAML file"
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    result = run_cli("generate", "particles", "-p", str(empty), cwd=tmp_path)
+    assert result.returncode == 2 and f"{empty} has no section" in result.stderr
+
+
+def test_report_of_another_data_dir_leaves_reports_alone(tmp_path, project_root):
+    result = run_cli("report", "--params", str(project_root / "params.yaml"), "--data-dir", str(tmp_path / "d"),
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "d" / "report" / "report.md").is_file()
+    assert not (tmp_path / "reports").exists()

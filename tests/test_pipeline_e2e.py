@@ -37,9 +37,12 @@ def copy_project(src: Path, dst: Path) -> None:
 def declared_outputs(dvc_yaml: dict) -> list[str]:
     paths = []
     for stage in dvc_yaml["stages"].values():
-        for kind in ("outs", "metrics", "plots"):
-            for item in stage.get(kind, []):
-                paths.append(next(iter(item)) if isinstance(item, dict) else item)
+        ((var, values),) = stage.get("matrix", {"_": [None]}).items()  # one-variable matrices, as in dvc.yaml
+        for value in values:
+            for kind in ("outs", "metrics", "plots"):
+                for item in stage.get(kind, []):
+                    path = next(iter(item)) if isinstance(item, dict) else item
+                    paths.append(path.replace("${item.%s}" % var, str(value)))
     return paths
 
 
@@ -69,3 +72,24 @@ def test_smoke_pipeline_runs_and_second_repro_does_nothing(tmp_path, project_roo
 
     report = (repo / "reports" / "report.md").read_text()
     assert "Not run" not in report, "every task should appear in the smoke report"
+
+    # Every stage run again on the same params and data gives the same bytes: dvc.lock does not change.
+    lock = (repo / "dvc.lock").read_bytes()
+    run([DVC, "repro", "--force"], repo)
+    if (repo / "dvc.lock").read_bytes() != lock:
+        changed = changed_entries(lock.decode(), (repo / "dvc.lock").read_text())
+        pytest.fail(f"a forced rerun changed dvc.lock: {changed}")
+    status = run([DVC, "status"], repo)
+    assert "up to date" in status.stdout
+
+
+def changed_entries(before: str, after: str) -> list[str]:
+    """The paths whose md5 differs between two dvc.lock texts, by stage."""
+    old, new = yaml.safe_load(before)["stages"], yaml.safe_load(after)["stages"]
+    changed = []
+    for stage, entry in new.items():
+        for kind in ("deps", "outs"):
+            for item, prior in zip(entry.get(kind, []), old.get(stage, {}).get(kind, [])):
+                if item != prior:
+                    changed.append(f"{stage}: {item['path']}")
+    return changed

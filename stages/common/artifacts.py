@@ -10,7 +10,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +76,26 @@ def write_parquet(
     return path
 
 
-def read_parquet(path: str | Path, columns: list[str] | None = None) -> tuple[pa.Table, dict]:
-    """Read a table and its phys_ml metadata; a missing or unreadable file is a UserError."""
+def read_parquet(
+    path: str | Path,
+    columns: list[str] | None = None,
+    *,
+    required: Iterable[str] | dict[str, pa.DataType] | None = None,
+) -> tuple[pa.Table, dict]:
+    """Read a table and its phys_ml metadata, checking its schema against what the caller expects.
+
+    ``columns`` (read only these) and ``required`` (names, or names with their Arrow types) must be in the file;
+    a missing, unreadable or wrong-schema file is a UserError naming the path and what is wrong.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found: run the stage that writes it first")
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"{path} is not a readable Parquet file ({exc})") from None
+    check_schema(schema, path, [*(columns or []), *(required or [])],
+                 required if isinstance(required, dict) else {})
     try:
         table = pq.read_table(path, columns=columns)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -88,6 +103,19 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> tuple[pa
     raw = (table.schema.metadata or {}).get(META_KEY)
     meta = json.loads(raw) if raw else {}
     return table.replace_schema_metadata(None), meta
+
+
+def check_schema(schema: pa.Schema, path: str | Path, names: Iterable[str],
+                 types: dict[str, pa.DataType] | None = None) -> None:
+    """UserError naming ``path`` when a column of ``names`` is missing or has another type than ``types`` says."""
+    missing = [n for n in dict.fromkeys(names) if n not in schema.names]
+    if missing:
+        raise UserError(f"{path} lacks the column(s) {', '.join(missing)} "
+                        f"(has: {', '.join(schema.names) or 'none'}); was it written by this stage's producer?")
+    for name, want in (types or {}).items():
+        got = schema.field(name).type
+        if got != want:
+            raise UserError(f"{path}: column {name} has type {got}, expected {want}")
 
 
 def fixed_size_list(values: np.ndarray) -> pa.FixedSizeListArray:

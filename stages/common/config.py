@@ -22,7 +22,8 @@ def section(params: dict[str, Any], key: str) -> dict[str, Any]:
     node: Any = params
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise UserError(f"params.yaml has no section '{key}'")
+            source = getattr(params, "source", "params.yaml")  # common.params.Params knows its file
+            raise UserError(f"{source} has no section '{key}'")
         node = node[part]
     if node is None:
         return {}

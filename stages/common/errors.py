@@ -17,3 +17,9 @@ class RunFailed(PhysMLError):
     """A run that started on valid input and failed (diverged, a solver failed). Exit code 1."""
 
     exit_code = 1
+
+
+class Interrupted(PhysMLError):
+    """The user interrupted a run (Ctrl-C); the message says how a rerun resumes. Exit code 130."""
+
+    exit_code = 130

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, ValidationError
 
+from . import langevin
 from .config import Config, validation_message
 from .errors import UserError
 
@@ -110,19 +111,8 @@ def _torch_classes() -> None:
     register_optimizer("adagrad", torch.optim.Adagrad, AdagradHyper)
 
 
-def _thermodynamic() -> None:
-    """The Langevin-family optimizers of stages/common/langevin.py, when that module is present."""
-    import importlib
-    import importlib.util
-
-    name = f"{__package__}.langevin"
-    if importlib.util.find_spec(name) is None:
-        return
-    importlib.import_module(name).register_all(register_optimizer)
-
-
 _torch_classes()
-_thermodynamic()
+langevin.register_all(register_optimizer)  # AdLaLa, LOL, LaLa and their kin
 
 
 def parse_optimizer(spec: Any, key: str = "optimizer") -> OptimizerChoice:

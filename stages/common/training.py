@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
 
-from .errors import RunFailed
+from .divergence import DivergenceGuard
 from .optim import OptimizerChoice, build_optimizer, parse_optimizer
 from .progress import track
 from .runtime import torch_generator
@@ -31,7 +30,8 @@ def fit(
 
     Tensors in ``train`` share their first dimension. The batch order comes from a generator seeded with
     ``seed``. Optimizers registered as full-batch use the whole training set per step. A non-finite loss stops
-    the run with RunFailed.
+    the run with Diverged
+    (see ``divergence.py``).
     """
     choice = parse_optimizer(optimizer)
     opt = build_optimizer(model, choice)
@@ -40,6 +40,7 @@ def fit(
     device = train[0].device
     gen = torch_generator(seed)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+    guard = DivergenceGuard(description)
     for epoch in track(range(epochs), description, total=epochs):
         model.train()
         order = torch.randperm(n, generator=gen).to(device) if batch < n else None
@@ -57,8 +58,7 @@ def fit(
             loss = opt.step(closure)
             total += loss.detach() * xb[0].shape[0]
         mean = float(total) / n
-        if not math.isfinite(mean):
-            raise RunFailed(f"{description}: training loss became {mean} at epoch {epoch + 1}")
+        guard.check(mean, step=epoch + 1)
         history["train_loss"].append(mean)
         if val is not None:
             history["val_loss"].append(evaluate_loss(model, loss_fn, val))

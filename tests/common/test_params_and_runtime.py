@@ -47,3 +47,35 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_profile_apply_keeps_comments_and_gives_the_merged_values(tmp_path, project_root, profile):
+    import shutil
+
+    from phys_ml.stages.common.params import load_yaml
+
+    shutil.copy(project_root / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(project_root / "profiles", tmp_path / "profiles")
+    expected = deep_merge(load_params(tmp_path / "params.yaml"),
+                          load_yaml(tmp_path / "profiles" / f"{profile}.yaml"))
+    comments = [line.split("#", 1)[1] for line in (tmp_path / "params.yaml").read_text().splitlines()
+                if "#" in line]
+    apply_profile(tmp_path, profile)
+    apply_profile(tmp_path, profile)  # twice: the same file, one header
+    text = (tmp_path / "params.yaml").read_text()
+    assert load_params(tmp_path / "params.yaml") == expected
+    assert text.count("profile applied") == 1
+    kept = sum(comment in text for comment in comments)
+    assert kept == len(comments), f"{len(comments) - kept} comments of params.yaml were dropped"
+
+
+def test_params_errors_name_the_file_given(tmp_path):
+    from phys_ml.stages.common.config import section
+
+    with pytest.raises(UserError, match="is a folder"):
+        load_params(tmp_path)
+    empty = tmp_path / "mine.yaml"
+    empty.write_text("")
+    with pytest.raises(UserError, match="mine.yaml has no section 'rre'"):
+        section(load_params(empty), "rre")

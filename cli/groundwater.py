@@ -72,11 +72,11 @@ def ies(
     apply_runner_options(runner, scheduler)
     from phys_ml.stages.common.context import StageContext
     from phys_ml.stages.common.params import load_params
-    from phys_ml.stages.groundwater.pipeline import ies as run_ies
+    from phys_ml.stages.groundwater.pipeline import train
 
     ctx = StageContext(task="groundwater", params=load_params(params), data_dir=data_dir,
                        console=Console(stderr=True))
-    run_ies(ctx, None)
+    train(ctx, "ies")
 
 
 @app.command("infer")
@@ -93,6 +93,6 @@ def infer(
 ) -> None:
     """Amortized inference: posterior samples of the 706 ln K values for one set of observed heads."""
     from phys_ml.stages.common.progress import print_summary
-    from phys_ml.stages.groundwater.flow_stage import infer as run_infer
+    from phys_ml.stages.groundwater.infer import infer as run_infer
 
     print_summary(Console(stderr=True), "groundwater infer", run_infer(obs, samples, out, model, seed, device))

@@ -29,7 +29,7 @@ def collect_sections(data_dir: Path) -> tuple[list[tuple[str, ReportSection]], l
     """(task name, section) for every task that has results, and the names of those that have none."""
     done, missing = [], []
     for name, task in TASKS.items():
-        section = task.report.report_section(data_dir)
+        section = task.report_section(data_dir)
         (done.append((name, section)) if section is not None else missing.append(name))
     return done, missing
 

@@ -38,9 +38,14 @@ def load_yaml(path: Path) -> dict[str, Any]:
 class Params(dict):
     """The params mapping, remembering the file it came from (so errors can name that file)."""
 
-    def __init__(self, data: dict[str, Any], source: str | Path) -> None:
-        super().__init__(data)
+    source = PARAMS_FILE
+
+    def __init__(self, data: dict[str, Any] | None = None, source: str | Path = PARAMS_FILE) -> None:
+        super().__init__(data or {})
         self.source = str(source)
+
+
+yaml.SafeDumper.add_representer(Params, yaml.representer.SafeRepresenter.represent_dict)  # dumps as a mapping
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

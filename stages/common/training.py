@@ -25,14 +25,18 @@ def fit(
     seed: int,
     val: Sequence[torch.Tensor] | None = None,
     description: str = "training",
+    grad_clip: float | None = None,
 ) -> dict[str, list[float]]:
     """Train in place; returns per-epoch mean training loss and (if ``val``) validation loss.
 
     Tensors in ``train`` share their first dimension. The batch order comes from a generator seeded with
     ``seed``. Optimizers registered as full-batch use the whole training set per step. A non-finite loss stops
-    the run with Diverged
-    (see ``divergence.py``).
+    the run with Diverged naming the run ``description`` (see ``divergence.py``). ``grad_clip`` clamps every
+    gradient element to [-grad_clip, grad_clip] after each backward pass, so the optimizer (which calls the
+    closure) only sees clamped gradients; None leaves them as computed.
     """
+    if grad_clip is not None and not grad_clip > 0:
+        raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip}")
     choice = parse_optimizer(optimizer)
     opt = build_optimizer(model, choice)
     n = train[0].shape[0]
@@ -53,6 +57,8 @@ def fit(
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model, *xb)
                 loss.backward()
+                if grad_clip is not None:
+                    torch.nn.utils.clip_grad_value_(model.parameters(), grad_clip)
                 return loss
 
             loss = opt.step(closure)

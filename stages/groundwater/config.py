@@ -1,4 +1,8 @@
-"""Typed configs of the amortized-inference stages (params: groundwater.flow); values live in params.yaml."""
+"""Every params config of the groundwater task (params: groundwater.*): types and bounds only, no values.
+
+The values live in params.yaml (profiles override them); cross-field rules are validators, so bad params fail
+before any work with a message naming the key.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,80 @@ from phys_ml.stages.common.config import Config
 from .flow import FlowSizes
 from .flow_training import TrainSettings
 
+N_STEPS = 25  # observed time steps (stress periods) per well
+Localization = Literal["none", "autoadaloc", "distance"]
 
+
+# ---------------------------------------------------------------- groundwater.model, groundwater.generate
+class ModelConfig(Config):
+    mf6: str | None = Field(description="explicit path to mf6 (null: $PHYS_ML_MF6, PATH, install folder, flopy)")
+    n_workers: int = Field(ge=1, le=64, description="parallel runs (dask without an address: worker processes)")
+    timeout_s: float = Field(gt=0, description="a run taking longer is killed and counts as failed outside the model")
+    runner: Literal["local", "dask"] = Field(description="overridden by $PHYS_ML_GW_RUNNER, $DASK_SCHEDULER_ADDRESS")
+    scheduler_address: str | None = Field(description="dask only; null: a LocalCluster on this machine")
+    retries: int = Field(ge=0, le=10, description="a failed run is retried this many times")
+
+    def artifact_params(self) -> dict:
+        """The settings recorded in artifacts: not where the runs executed (that never changes the bytes)."""
+        return self.model_dump(exclude={"runner", "scheduler_address"})
+
+
+class PriorConfig(Config):
+    mean: float = Field(description="prior mean of ln K, K in m/d")
+    variance: float = Field(gt=0)
+    length: float = Field(gt=0, description="correlation length of exp(-r / length), metres")
+
+
+class GenerateConfig(Config):
+    seed: int
+    n_sims: int = Field(ge=3)
+    n_train: int = Field(ge=1)
+    n_val: int = Field(ge=0)
+    chunk_size: int = Field(ge=1, description="simulations per resumable chunk")
+    noise_sd: float = Field(gt=0, description="observation noise sd of the heads (m)")
+    prior: PriorConfig
+
+    @model_validator(mode="after")
+    def _splits(self) -> GenerateConfig:
+        if self.n_train + self.n_val >= self.n_sims:
+            raise ValueError("n_train + n_val must be < n_sims")
+        return self
+
+
+# ---------------------------------------------------------------- groundwater.ies (the smoother's one schema)
+class IESConfig(Config):
+    """The iterative ensemble smoother (`ies.run_ies` reads it directly); pestpp-ies names in brackets."""
+
+    seed: int
+    n_ens: int = Field(ge=3, description="prior realizations [ies_num_reals]")
+    n_iter: int = Field(ge=1, description="upgrade iterations [noptmax]")
+    use_base: bool = Field(description="add the prior mean as realization 0 [ies_include_base]")
+    subset_frac: float = Field(gt=0, le=1, description="share of realizations that test the candidates")
+    min_subset: int = Field(ge=2, description="the smallest test subset")
+    accept_phi_fac: float = Field(ge=1, description="accept an upgrade within this factor of the last mean phi")
+    lambda_mults: list[float] = Field(min_length=1, description="[ies_lambda_mults]")
+    scale_facs: list[float] = Field(min_length=1, description="[lambda_scale_fac]")
+    lambda_dec: float = Field(gt=0, le=1, description="lambda after an accepted upgrade that lowered phi")
+    lambda_inc: float = Field(ge=1, description="lambda after a rejected upgrade")
+    initial_lambda: float | None = Field(ge=0, description="null: 10^floor(log10(mean phi / 2 n_obs))")
+    eigthresh: float = Field(gt=0, lt=1, description="[ies_eigthresh] of the prior precision factor")
+    phi_rel_tol: float = Field(ge=0, description="stop after n_stall accepted upgrades improving less than this")
+    n_stall: int = Field(ge=1)
+    max_rejects: int = Field(ge=1, description="stop after this many rejected upgrades in a row")
+    stop_at_noise_level: bool = Field(description="stop once mean phi against the data is <= n_obs")
+    localization: list[Localization] = Field(min_length=1, description="settings to run, one smoother each")
+    autoadaloc_sigma_dist: float = Field(gt=0, description="keep a pair where |corr| > this x sqrt(1 / (N - 2))")
+    distance_length: float = Field(gt=0, description="Gaspari-Cohn half-width (m); the taper is 0 beyond 2 x it")
+    use_approx: bool = Field(description="false: the full GLM upgrade with the prior-pull term")
+
+    @model_validator(mode="after")
+    def _unique(self) -> IESConfig:
+        if len(set(self.localization)) != len(self.localization):
+            raise ValueError("localization settings must be distinct")
+        return self
+
+
+# ---------------------------------------------------------------- groundwater.flow
 class FlowModelConfig(Config):
     n_affine: int = Field(ge=1, description="conditional affine coupling layers (cINN)")
     n_spline: int = Field(ge=0, description="conditional rational-quadratic spline coupling layers (cNSF)")
@@ -30,17 +107,17 @@ class FlowModelConfig(Config):
 
 
 class FlowTrainConfig(Config):
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=2)
-    lr: float = Field(gt=0)
-    lr_decay: float = Field(gt=0, le=1)
-    decay_epochs: float = Field(gt=0)
-    weight_decay: float = Field(ge=0)
+    epochs: int = Field(ge=1, description="at most this many epochs")
+    batch_size: int = Field(ge=2, description="training pairs per gradient step")
+    lr: float = Field(gt=0, description="initial Adam learning rate")
+    lr_decay: float = Field(gt=0, le=1, description="lr = lr0 * lr_decay ** (epoch / decay_epochs)")
+    decay_epochs: float = Field(gt=0, description="epochs per lr_decay factor")
+    weight_decay: float = Field(ge=0, description="Adam's L2 penalty")
     grad_clip: float = Field(ge=0, description="max gradient norm; 0 disables clipping")
     patience: int = Field(ge=1, description="early stopping: epochs without a better validation loss")
-    min_steps: int = Field(ge=1, le=25, description="shortest record kept by random truncation")
-    truncate_prob: float = Field(ge=0, le=1)
-    drop_well_prob: float = Field(ge=0, lt=1)
+    min_steps: int = Field(ge=1, le=N_STEPS, description="shortest record kept by random truncation")
+    truncate_prob: float = Field(ge=0, le=1, description="share of pairs truncated to fewer steps")
+    drop_well_prob: float = Field(ge=0, lt=1, description="chance that a well is left out of a pair")
 
     def settings(self, noise_sd: float) -> TrainSettings:
         return TrainSettings(noise_sd=noise_sd, **self.model_dump())
@@ -55,8 +132,8 @@ class FlowEvaluateConfig(Config):
 
     @model_validator(mode="after")
     def _ranges(self) -> FlowEvaluateConfig:
-        if any(not 1 <= s <= 25 for s in self.steps):
-            raise ValueError("steps must lie in 1..25")
+        if any(not 1 <= s <= N_STEPS for s in self.steps):
+            raise ValueError(f"steps must lie in 1..{N_STEPS}")
         if any(not 0 < lv < 1 for lv in self.levels):
             raise ValueError("levels must lie strictly between 0 and 1")
         return self

@@ -19,7 +19,6 @@ import asyncio
 import itertools
 import logging
 import shutil
-import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from phys_ml.stages.common.errors import UserError
 
 from . import freyberg
 from .mf6 import find_mf6
-from .simulate import ModelPool
+from .simulate import ModelPool, model_folder
 
 CONNECT_TIMEOUT_S = 5.0      # a bad scheduler address fails within this
 WAIT_FOR_WORKERS_S = 60.0    # a scheduler without workers fails after this
@@ -71,7 +70,7 @@ class ModelWorkspacePlugin(WorkerPlugin):
                     exe = find_mf6(self.spec.mf6)
                 except UserError as exc:
                     raise UserError(f"dask worker {worker.address}: {exc}") from None
-                root = Path(tempfile.mkdtemp(prefix="phys-ml-gw-", dir=worker.local_directory))
+                root = model_folder(worker.local_directory)
                 self.pool = ModelPool(exe, max(1, int(worker.state.nthreads)), root=root,
                                       scenario=self.spec.scenario, timeout=self.spec.timeout,
                                       retries=self.spec.retries)

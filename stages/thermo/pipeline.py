@@ -4,7 +4,7 @@ Artifacts under data/thermo/:
   spirals.parquet           generate: x1, x2, label, split (train/test)
   curves.parquet            train: long table optimizer, run, seed, epoch, train/test loss and accuracy
   models/<label>.pt         train: the ensemble's state dict (all runs of one optimizer)
-  timing.json               train: wall seconds per optimizer (the only artifact that varies between runs)
+  ../timings/thermo-train.json  train: wall seconds per optimizer (not a DVC output: it varies between runs)
   metrics.json              evaluate: accuracy/loss tables (mean and sd over runs) at the table epochs
   figures/curves.png, figures/boundaries.png
 """
@@ -20,6 +20,7 @@ import pyarrow as pa
 import torch
 
 from phys_ml.stages.common import artifacts
+from phys_ml.stages.common.timings import record_timing
 from phys_ml.stages.common.config import parse_config
 from phys_ml.stages.common.context import StageContext
 from phys_ml.stages.common.errors import UserError
@@ -122,9 +123,9 @@ def train(ctx: StageContext, subtask: str | None) -> None:
     artifacts.write_parquet(table, ctx.task_dir / "curves.parquet", task=TASK, stage="train", seed=cfg.seed,
                             params=params, extra={"units": "loss: BCE (nats); accuracy: fraction; kin_*: mean p^2 "
                                                                   "(kinetic temperature); xi_first: 1 / time"})
-    artifacts.write_json(ctx.task_dir / "timing.json", {"device": str(device), "runs": cfg.runs,
-                                                        "epochs": cfg.epochs, "wall_s": timing,
-                                                        "wall_s_total": round(sum(timing.values()), 2)})
+    # wall times vary between identical runs: kept out of DVC's outputs (common/timings.py)
+    record_timing(ctx.data_dir, TASK, "train", {"device": str(device), "runs": cfg.runs, "epochs": cfg.epochs,
+                                                "wall_s": timing, "wall_s_total": round(sum(timing.values()), 2)})
     print_summary(ctx.console, f"thermo train: final test accuracy over {cfg.runs} runs, {cfg.epochs} epochs",
                   finals)
 
@@ -201,7 +202,6 @@ def report_section(data_dir: Path) -> ReportSection | None:
     if not path.is_file():
         return None
     metrics = artifacts.read_json(path)
-    timing = artifacts.read_json(task_dir / "timing.json") if (task_dir / "timing.json").is_file() else {}
     labels = [k for k, v in metrics.items() if isinstance(v, dict)]
     epochs = sorted({int(k[len("test_acc_e"):]) for lbl in labels for k in metrics[lbl]
                      if k.startswith("test_acc_e") and not k.endswith("_sd")})
@@ -250,10 +250,9 @@ def report_section(data_dir: Path) -> ReportSection | None:
                   "of the minibatch noise:\n")
         md.append(markdown_table(["optimizer", "first layer mean p²", "other layers mean p²", "first layer ξ"],
                                  thermo_rows))
-    if timing:
-        md.append(f"\nTraining wall time on {timing.get('device')}: {timing.get('wall_s_total')} s in all "
-                  f"({', '.join(f'{k} {v} s' for k, v in timing.get('wall_s', {}).items())}), each optimizer's "
-                  f"{runs} runs trained at once as one batched ensemble.\n")
+    md.append(f"\nCost: each optimizer's {runs} runs train at once as one batched ensemble; wall times are not part "
+              "of this report (they differ between identical runs): `data/timings/thermo-train.json` has this run's, "
+              "and `benchmarks/thermo_bench.py` measures each optimizer's step cost.\n")
     figs = [task_dir / "figures" / f"{name}.png" for name in ("curves", "boundaries", "thermostat")]
     figs = [p for p in figs if p.is_file()]
     return ReportSection(title="Thermodynamic optimizers: two spirals", markdown="\n".join(md), figures=figs)

@@ -20,7 +20,9 @@ from phys_ml.cli.main import app
 from phys_ml.stages.common import artifacts
 from phys_ml.stages.common.context import StageContext
 from phys_ml.stages.common.errors import RunFailed, UserError
-from phys_ml.stages.groundwater import flow_stage, flow_training, pipeline
+from phys_ml.stages.common.errors import Interrupted
+from phys_ml.stages.groundwater import flow_training, infer as infer_mod, pipeline, store
+from phys_ml.stages.groundwater.flow import posterior_samples
 from phys_ml.stages.groundwater.observations import WELL_NAMES, parse_observations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +37,7 @@ def smoke_data(tmp_path_factory, mf6_exe):
     root = tmp_path_factory.mktemp("gwflow")
     ctx = StageContext(task="groundwater", params=params, data_dir=root / "data")
     pipeline.generate(ctx)
-    flow_stage.train_flow(ctx)
+    pipeline.train(ctx, "flow")
     return params, ctx
 
 
@@ -50,10 +52,10 @@ def _copy_ctx(smoke_data, tmp_path, params=None):
 
 def test_training_writes_model_history_and_no_checkpoint(smoke_data):
     params, ctx = smoke_data
-    model, meta = flow_stage.load_model(ctx.task_dir / flow_stage.MODEL_FILE)
+    model, meta = store.load_model(ctx.task_dir / store.MODEL_FILE)
     hist, _ = artifacts.read_parquet(ctx.task_dir / "flow_history.parquet")
     assert hist.num_rows == params["groundwater"]["flow"]["train"]["epochs"]
-    assert meta["best_epoch"] >= 1 and not (ctx.task_dir / flow_stage.CHECKPOINT_FILE).exists()
+    assert meta["best_epoch"] >= 1 and not (ctx.task_dir / store.CHECKPOINT_FILE).exists()
     summary = artifacts.read_json(ctx.task_dir / "flow_train.json")
     assert summary["epochs_run"] == hist.num_rows and summary["n_parameters"] > 0
 
@@ -61,8 +63,8 @@ def test_training_writes_model_history_and_no_checkpoint(smoke_data):
 def test_same_params_same_model_bytes(smoke_data, tmp_path):
     params, ctx0 = smoke_data
     ctx = _copy_ctx(smoke_data, tmp_path)
-    flow_stage.train_flow(ctx)
-    assert (ctx.task_dir / flow_stage.MODEL_FILE).read_bytes() == (ctx0.task_dir / flow_stage.MODEL_FILE).read_bytes()
+    pipeline.train(ctx, "flow")
+    assert (ctx.task_dir / store.MODEL_FILE).read_bytes() == (ctx0.task_dir / store.MODEL_FILE).read_bytes()
 
 
 def test_interrupted_training_resumes_to_the_same_model(smoke_data, tmp_path, monkeypatch):
@@ -78,14 +80,14 @@ def test_interrupted_training_resumes_to_the_same_model(smoke_data, tmp_path, mo
         return real(*args, **kwargs)
 
     monkeypatch.setattr(flow_training, "validation_loss", interrupt_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        flow_stage.train_flow(ctx)
-    ckpt = ctx.task_dir / flow_stage.CHECKPOINT_FILE
-    assert ckpt.is_file() and not (ctx.task_dir / flow_stage.MODEL_FILE).exists()
+    with pytest.raises(Interrupted, match="rerun resumes from .*flow_checkpoint.pt .epoch 1 of"):
+        pipeline.train(ctx, "flow")
+    ckpt = ctx.task_dir / store.CHECKPOINT_FILE
+    assert ckpt.is_file() and not (ctx.task_dir / store.MODEL_FILE).exists()
     monkeypatch.setattr(flow_training, "validation_loss", real)
-    flow_stage.train_flow(ctx)
+    pipeline.train(ctx, "flow")
     assert not ckpt.exists()
-    assert (ctx.task_dir / flow_stage.MODEL_FILE).read_bytes() == (ctx0.task_dir / flow_stage.MODEL_FILE).read_bytes()
+    assert (ctx.task_dir / store.MODEL_FILE).read_bytes() == (ctx0.task_dir / store.MODEL_FILE).read_bytes()
 
 
 def test_non_finite_loss_exits_1_and_keeps_the_last_good_checkpoint(smoke_data, tmp_path, monkeypatch):
@@ -107,10 +109,10 @@ def test_non_finite_loss_exits_1_and_keeps_the_last_good_checkpoint(smoke_data, 
 
     monkeypatch.setattr(flow_training, "nll", nan_in_second_epoch)
     with pytest.raises(RunFailed, match="last good checkpoint kept") as exc:
-        flow_stage.train_flow(ctx)
+        pipeline.train(ctx, "flow")
     assert exc.value.exit_code == 1
-    blob = artifacts.load_torch(ctx.task_dir / flow_stage.CHECKPOINT_FILE)
-    assert blob["state"]["epoch"] == 1 and not (ctx.task_dir / flow_stage.MODEL_FILE).exists()
+    blob = artifacts.load_torch(ctx.task_dir / store.CHECKPOINT_FILE)
+    assert blob["state"]["epoch"] == 1 and not (ctx.task_dir / store.MODEL_FILE).exists()
 
 
 def _long_table(heads: np.ndarray, keep: np.ndarray) -> pa.Table:
@@ -126,7 +128,7 @@ def _long_table(heads: np.ndarray, keep: np.ndarray) -> pa.Table:
 
 def test_infer_round_trip_csv_and_parquet(smoke_data, tmp_path):
     _, ctx = smoke_data
-    refs = pipeline.read_references(ctx.task_dir)
+    refs = store.read_references(ctx.task_dir)
     heads = refs["test1"]["heads_obs"].reshape(13, 25)
     keep = np.ones((13, 25), bool)
     keep[:, 22:] = False  # 22 observed steps: absent rows
@@ -140,7 +142,7 @@ def test_infer_round_trip_csv_and_parquet(smoke_data, tmp_path):
         wide[name] = [float(v) if keep[w, t] else None for t, v in enumerate(heads[w])]
     pq_path = tmp_path / "obs.parquet"
     pq.write_table(pa.table(wide), pq_path)
-    model = ctx.task_dir / flow_stage.MODEL_FILE
+    model = ctx.task_dir / store.MODEL_FILE
     runner = CliRunner()
     outs = []
     for src in (csv_path, pq_path):
@@ -150,15 +152,15 @@ def test_infer_round_trip_csv_and_parquet(smoke_data, tmp_path):
         assert result.exit_code == 0, result.output
         table, meta = artifacts.read_parquet(out)
         assert table.num_rows == 30 and meta["n_observed"] == int(keep.sum())
-        summary, _ = artifacts.read_parquet(flow_stage.summary_file(out))
+        summary, _ = artifacts.read_parquet(infer_mod.summary_file(out))
         assert summary.num_rows == 706 and {"lnk_mean", "lnk_sd", "row", "col"} <= set(summary.column_names)
         outs.append(artifacts.fixed_size_to_numpy(table.column("lnk")))
     # The two layouts hold the same data: the same samples for the same seed.
     np.testing.assert_array_equal(outs[0], outs[1])
     # Missing values do not matter, their mask does: the same as sampling with the mask directly.
     h, m = parse_observations(long)
-    loaded, _ = flow_stage.load_model(model)
-    np.testing.assert_allclose(flow_stage.posterior_samples(loaded, h, m, 30, 3), outs[0])
+    loaded, _ = store.load_model(model)
+    np.testing.assert_allclose(posterior_samples(loaded, h, m, 30, 3), outs[0])
 
 
 @pytest.mark.parametrize("table, message", [
@@ -179,8 +181,8 @@ def test_bad_observation_tables_are_user_errors_and_write_nothing(smoke_data, tm
     pcsv.write_csv(table, src)
     out = tmp_path / "post.parquet"
     with pytest.raises(UserError, match=message):
-        flow_stage.infer(src, 10, out, ctx.task_dir / flow_stage.MODEL_FILE, seed=0)
-    assert not out.exists() and not flow_stage.summary_file(out).exists()
+        infer_mod.infer(src, 10, out, ctx.task_dir / store.MODEL_FILE, seed=0)
+    assert not out.exists() and not infer_mod.summary_file(out).exists()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -194,7 +196,7 @@ def test_infer_bad_input_exits_2_with_one_line(smoke_data, tmp_path):
     src.write_text("well,period,head\nh01,1,thirty\n")
     out = tmp_path / "p.parquet"
     result = _cli("groundwater", "infer", str(src), "--out", str(out), "--model",
-                  str(ctx.task_dir / flow_stage.MODEL_FILE))
+                  str(ctx.task_dir / store.MODEL_FILE))
     assert result.returncode == 2 and "not numeric" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
     src.write_text("well,period,head\nh01,1,30.0\n")

@@ -3,7 +3,20 @@
 import numpy as np
 import pytest
 
-from phys_ml.stages.groundwater.ies import IESSettings, glm_upgrade, phi_of, run_ies
+from pathlib import Path
+
+from phys_ml.stages.common.params import load_params
+from phys_ml.stages.groundwater.config import IESConfig
+from phys_ml.stages.groundwater.ies import glm_upgrade, phi_of, run_ies
+
+IES_PARAMS = load_params(Path(__file__).resolve().parents[2] / "params.yaml")["groundwater"]["ies"]
+
+
+def IESSettings(localization: str = "none", **over) -> IESConfig:  # noqa: N802 - reads like the old dataclass
+    """The committed params' smoother settings with ``over`` replaced (lists for the list fields)."""
+    over = {k: list(v) if isinstance(v, tuple) else v for k, v in over.items()}
+    base = {"n_iter": 10, "autoadaloc_sigma_dist": 1.0}  # what these tests were written for
+    return IESConfig(**{**IES_PARAMS, **base, "localization": [localization], **over})
 
 
 def _problem(seed=1, n_par=6, n_obs=4):
@@ -185,7 +198,7 @@ def test_localization_brings_coverage_closer_to_nominal_with_more_parameters_tha
         for loc in cover:
             r = np.random.default_rng([trial, 1])
             res = run_ies(theta0, d, sd, lambda th: (th @ g.T, np.ones(len(th), bool)),
-                          IESSettings(localization=loc, **settings), r, taper=taper if loc == "distance" else None)
+                          IESSettings(**settings), r, loc, taper=taper if loc == "distance" else None)
             lo, hi = np.quantile(res.theta, [0.025, 0.975], axis=0)
             cover[loc].append(np.mean((truth >= lo) & (truth <= hi)))
     err = {k: abs(np.mean(v) - 0.95) for k, v in cover.items()}

@@ -9,9 +9,12 @@ from typer.testing import CliRunner
 
 from phys_ml.stages.common import artifacts
 from phys_ml.stages.common.context import StageContext
-from phys_ml.stages.common.errors import UserError
-from phys_ml.stages.groundwater import pipeline
+from phys_ml.stages.common.errors import Interrupted, UserError
+from phys_ml.stages.groundwater import pipeline, report
+from phys_ml.stages.groundwater.store import REFERENCES
 from phys_ml.stages.groundwater.simulate import ModelPool
+
+from .test_report import check_report_tables
 
 
 def _ctx(params, tmp_path):
@@ -46,7 +49,7 @@ def test_interrupted_generation_resumes_without_duplicates(smoke_params, tmp_pat
         return real_run(self, lnk)
 
     monkeypatch.setattr(ModelPool, "run", flaky_run)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match=r"rerun resumes from .*chunks \(1 of 3 chunks kept\)"):
         pipeline.generate(ctx)
     chunks = sorted((ctx.task_dir / "chunks").glob("chunk-*.parquet"))
     assert [c.name for c in chunks] == ["chunk-00000.parquet"]
@@ -54,9 +57,10 @@ def test_interrupted_generation_resumes_without_duplicates(smoke_params, tmp_pat
     pipeline.generate(ctx)
 
     summary = artifacts.read_json(ctx.task_dir / "generate.json")
+    timing = artifacts.read_json(ctx.data_dir / "timings" / "groundwater-generate.json")
     cfg = smoke_params["groundwater"]["generate"]
-    assert summary["n_chunks_resumed"] == 1
-    assert summary["n_run_this_time"] == cfg["n_sims"] - cfg["chunk_size"]
+    assert timing["n_chunks_resumed"] == 1
+    assert timing["n_run_this_time"] == cfg["n_sims"] - cfg["chunk_size"]
     table, meta = artifacts.read_parquet(ctx.task_dir / "simulations.parquet")
     ids = table.column("sim_id").to_numpy()
     assert len(np.unique(ids)) == len(ids) == summary["n_ok"] == cfg["n_sims"] - summary["n_failed"]
@@ -76,30 +80,31 @@ def test_interrupted_generation_resumes_without_duplicates(smoke_params, tmp_pat
     assert (ctx.task_dir / "references.parquet").read_bytes() == refs_first
 
     # The smoother, the amortized posterior and the evaluation on top of them.
-    pipeline.ies(ctx)
+    pipeline.train(ctx, "ies")
     pipeline.train(ctx, "flow")
     pipeline.evaluate(ctx)
     m = artifacts.read_json(ctx.task_dir / "metrics.json")
     settings = smoke_params["groundwater"]["ies"]["localization"]
     for setting in settings:
-        for name in pipeline.REFERENCES:
+        for name in REFERENCES:
             key = f"ies_{setting}_{name}"
             assert 0 <= m[f"{key}_coverage95"] <= 1 and np.isfinite(m[f"{key}_lpp"])
             ens = pq.read_table(ctx.task_dir / "ies" / setting / f"{name}.parquet")
             assert ens.num_rows == smoke_params["groundwater"]["ies"]["n_ens"] + 1
-    figs = pipeline._smoother_figures(ctx.data_dir, m)
+    figs = [f for f in report.figures(ctx.data_dir, m) if not f.name.startswith("flow_")]
     assert len(figs) == 1 + 4 * len(settings)
     for fig in figs:
         assert fig.stat().st_size > 1000
-    for name in pipeline.REFERENCES:
+    for name in REFERENCES:
         assert 0 <= m[f"flow_{name}_coverage95"] <= 1 and np.isfinite(m[f"flow_{name}_lpp"])
         assert m[f"flow_{name}_predictive_failed"] == 0
     n_test = pq.read_table(ctx.task_dir / "simulations.parquet").column("split").to_pylist().count("test")
     assert m["flow_test_n_sets"] == n_test
-    section = pipeline.report_section(ctx.data_dir)
+    section = report.report_section(ctx.data_dir)
     assert section is not None and "PEST-IES" in section.markdown and "ours: amortized flow" in section.markdown
     assert set(figs) <= set(section.figures) and any(f.name == "flow_calibration.png" for f in section.figures)
     assert all(f"localization {s}" in section.markdown for s in settings) and "prior only" in section.markdown
+    check_report_tables(section.markdown, m, artifacts.read_json(ctx.task_dir / "flow_train.json"))
 
 
 def test_failed_runs_are_counted_and_kept_out(smoke_params, tmp_path, mf6_exe, monkeypatch):
@@ -123,10 +128,6 @@ def test_failed_runs_are_counted_and_kept_out(smoke_params, tmp_path, mf6_exe, m
     assert meta["failed_sim_ids"] == failed
     assert not set(failed) & set(table.column("sim_id").to_pylist())
     assert table.num_rows == cfg["n_sims"] - n_chunks
-
-
-def test_report_section_is_none_before_a_run(tmp_path):
-    assert pipeline.report_section(tmp_path) is None
 
 
 def test_cli_helpers(tmp_path):

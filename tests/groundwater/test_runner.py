@@ -18,6 +18,7 @@ import yaml
 from phys_ml.stages.common.context import StageContext
 from phys_ml.stages.common.errors import UserError
 from phys_ml.stages.groundwater import freyberg, pipeline
+from phys_ml.stages.groundwater.config import ModelConfig
 from phys_ml.stages.groundwater.runner import ADDRESS_ENV, RUNNER_ENV, open_runner, runner_settings
 from phys_ml.stages.groundwater.simulate import ModelPool
 
@@ -35,8 +36,8 @@ def _fields(n: int) -> np.ndarray:
     return np.log(5.0) + 0.3 * np.random.default_rng(7).standard_normal((n, freyberg.N_ACTIVE))
 
 
-def _model_cfg(smoke_params, **over) -> pipeline.ModelConfig:
-    return pipeline.ModelConfig(**{**smoke_params["groundwater"]["model"], **over})
+def _model_cfg(smoke_params, **over) -> ModelConfig:
+    return ModelConfig(**{**smoke_params["groundwater"]["model"], **over})
 
 
 def test_runner_settings_precedence(smoke_params):
@@ -66,7 +67,8 @@ def test_dask_generation_gives_the_local_bytes(smoke_params, tmp_path, mf6_exe, 
         pipeline.generate(ctx)
         out[runner] = {f: (ctx.task_dir / f).read_bytes() for f in ("simulations.parquet", "references.parquet")}
         summary = json.loads((ctx.task_dir / "generate.json").read_text())
-        assert summary["runner"] == runner and summary["n_ok"] + summary["n_failed"] == 30
+        timing = json.loads((ctx.data_dir / "timings" / "groundwater-generate.json").read_text())
+        assert timing["runner"] == runner and summary["n_ok"] + summary["n_failed"] == 30
     assert out["dask"] == out["local"]
 
 
@@ -134,7 +136,7 @@ def test_a_worker_without_mf6_is_named(smoke_params, tmp_path, mf6_exe):
 
 def test_bad_scheduler_address_is_one_line_exit_2(smoke_params, tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(smoke_params))
+    params.write_text(yaml.safe_dump(json.loads(json.dumps(smoke_params))))
     env = {k: v for k, v in os.environ.items() if k not in (RUNNER_ENV, ADDRESS_ENV)}
     t0 = time.monotonic()
     result = subprocess.run([PHYS_ML, "generate", "groundwater", "--params", str(params), "--data-dir",

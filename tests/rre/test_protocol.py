@@ -2,7 +2,6 @@
 runs with the solver's truth absent."""
 
 import copy
-import json
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from phys_ml.stages.common import artifacts
 from phys_ml.stages.common.context import StageContext
 from phys_ml.stages.common.errors import UserError
-from phys_ml.stages.rre import pipeline, protocol
+from phys_ml.stages.rre import pipeline, protocol, store
 
 
 def sensor_grid(locations=6, depths=(0.25, 1.25, 2.25, 3.25, 4.25), times=(100.0, 200.0, 300.0, 400.0)):
@@ -64,8 +63,9 @@ def tiny(params):
     t = p["rre"]["train"]
     t["cases"] = ["evaporation"]
     t["runs"] = [{"optimizer": {"name": "adam", "lr": 0.01}, "batch": "full", "iterations": 3}]
-    t["selection"] = {"weights": [0.0, 0.1], "iterations": 3, "collocation": 100}
-    t["studies"] = {"iterations": 3, "sparse": [{"locations": 2, "layers": 3}], "soil": {"iterations": 3}}
+    t["selection"].update(weights=[0.0, 0.1], iterations=3, collocation=100)
+    t["studies"].update(iterations=3, sparse=[{"locations": 2, "layers": 3}])
+    t["studies"]["soil"]["iterations"] = 3
     return p
 
 
@@ -86,7 +86,8 @@ def test_selection_runs_without_the_truth(smoke_params, tmp_path, monkeypatch):
 
     monkeypatch.setattr(artifacts, "read_parquet", guarded)
     pipeline.train(ctx, None)
-    out = json.loads((ctx.task_dir / "train.json").read_text())
-    for setting in ("table1", "sparse-2x3", "forecast"):
-        assert out[f"evaporation.select.{setting}.chosen"] in (0.0, 0.1)
-    assert out["evaporation.adam-full.residual_weight"] == out["evaporation.select.table1.chosen"]
+    out = store.read_all(store.train_paths(ctx.task_dir))
+    chosen = {r["setting"]: r["w"] for r in out["selection"] if r["chosen"]}
+    assert set(chosen) == {"table1", "sparse-2x3", "forecast"} and set(chosen.values()) <= {0.0, 0.1}
+    adam = next(r for r in out["runs"] if r["setting"] == "table1" and r["optimizer"] == "adam")
+    assert adam["residual_weight"] == chosen["table1"]

@@ -36,7 +36,7 @@ def smoke_run(tmp_path_factory):
 
 def test_smoke_pipeline_writes_everything(smoke_run):
     params, task_dir = smoke_run
-    for name in ("spirals.parquet", "curves.parquet", "timing.json", "metrics.json", "figures/curves.png",
+    for name in ("spirals.parquet", "curves.parquet", "../timings/thermo-train.json", "metrics.json", "figures/curves.png",
                  "figures/boundaries.png", "figures/thermostat.png"):
         assert (task_dir / name).is_file(), name
     labels = list(params["thermo"]["train"]["optimizers"])

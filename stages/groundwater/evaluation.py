@@ -1,0 +1,132 @@
+"""Evaluation of the prior, the smoother and the amortized posterior (no file I/O: arrays in, metrics and
+figures out; the `evaluate` stage reads the artifacts and writes metrics.json and the figures).
+
+- Table-1 metrics (`metrics.summarize`) of 2,000 prior draws, of each smoother ensemble (base realization left
+  out) and of the flow's samples on both reference fields; the relative errors also with K in m/s, as a guide
+  (they are not shift-invariant in ln K).
+- The flow: errors with fewer observed steps from the same model, posterior-predictive heads (MODFLOW runs of
+  posterior draws through the same runner as everything else), and over the test split the R^2 of the posterior
+  means per parameter (paper Fig. 8), mean LPP and the calibration curve (empirical vs nominal coverage).
+Counts that state the cost (samples drawn, model runs) are metrics; wall times are not (see `timings`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from phys_ml.stages.common.timings import Stopwatch
+
+from . import plots
+from .config import FlowConfig
+from .flow import posterior_samples
+from .metrics import coverage_curve, covered, log_predictive_probability, r2_per_parameter, summarize
+from .store import HEADS_SHAPE, N_TIMES
+
+LN_DAY_S = math.log(86400.0)  # ln K (m/s) = ln K (m/d) - ln 86400
+N_PRIOR_DRAWS = 2000
+Predictive = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # lnk (n, 706) -> heads (n, 325), ok (n,)
+
+
+def table1_metrics(samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    m = summarize(samples, truth)
+    m_si = summarize(samples - LN_DAY_S, truth - LN_DAY_S)
+    m.update({f"{k}_si": m_si[k] for k in ("average_relative_error", "relative_error")})
+    return m
+
+
+def prior_metrics(prior, seed: int, refs: dict) -> dict[str, float]:
+    """The "prior only" rows: Table-1 metrics of 2,000 prior draws (what the smoother must beat)."""
+    draws = prior.sample(N_PRIOR_DRAWS, np.random.default_rng([seed, 3]))
+    return {f"prior_{name}_{k}": v for name, ref in refs.items() for k, v in table1_metrics(draws, ref["lnk"]).items()}
+
+
+def smoother_metrics(setting: str, name: str, lnk: np.ndarray, heads: np.ndarray, is_base: np.ndarray,
+                     meta: dict, ref: dict) -> tuple[dict, dict]:
+    """Metrics ``ies_<setting>_<ref>_*`` of one posterior ensemble and its two figures."""
+    post, sim = lnk[~is_base], heads[~is_base]
+    truth, key = ref["lnk"], f"ies_{setting}_{name}"
+    m = {f"{key}_{k}": v for k, v in table1_metrics(post, truth).items()}
+    m.update({f"{key}_n_real": int(len(post)), f"{key}_n_runs": meta["n_runs"],
+              f"{key}_final_mean_phi": meta["history"][-1]["mean_phi_actual"],
+              f"{key}_lnk_sd_mean": float(post.std(0, ddof=1).mean()),
+              f"{key}_heads_rmse": float(np.sqrt(np.mean((sim.mean(0) - ref["heads_clean"]) ** 2)))})
+    figs = {f"fields_{setting}_{name}.png": plots.field_panels(
+                truth, post.mean(0), post.std(0, ddof=1), covered(post, truth),
+                f"{name}: IES posterior, localization {setting}"),
+            f"heads_{setting}_{name}.png": plots.head_bands(
+                sim, ref["heads_clean"], ref["heads_obs"], f"{name}: IES posterior predictive heads, "
+                f"localization {setting}")}
+    return m, figs
+
+
+def _truncate(mask: np.ndarray, steps: int) -> np.ndarray:
+    out = mask.copy()
+    out[:, steps:] = False
+    return out
+
+
+def flow_reference_metrics(model, cfg: FlowConfig, r: int, name: str, ref: dict, ies_heads: np.ndarray | None,
+                           predictive: Predictive, watch: Stopwatch) -> tuple[dict, dict]:
+    """Metrics ``flow_<ref>_*`` of the flow on reference field number ``r`` and its figures; ``ies_heads`` (the
+    smoother's posterior heads, or None) are drawn beside the flow's predictive heads. ``watch`` times the
+    drawing of the ``n_samples`` samples (after a warm-up) as ``flow_<ref>_sample_s``."""
+    ev = cfg.evaluate
+    truth, obs = ref["lnk"], ref["heads_obs"].reshape(HEADS_SHAPE)
+    full = np.ones(HEADS_SHAPE, dtype=bool)
+    posterior_samples(model, obs, full, 10, seed=0)  # warm-up, so the timing is of sampling alone
+    with watch(f"flow_{name}_sample_s"):
+        samples = posterior_samples(model, obs, full, ev.n_samples, seed=cfg.seed + r)
+    m = {f"flow_{name}_{k}": v for k, v in table1_metrics(samples, truth).items()}
+    m[f"flow_{name}_n_samples"] = ev.n_samples
+    for steps in ev.steps:
+        draws = posterior_samples(model, obs, _truncate(full, steps), ev.n_samples_test, seed=cfg.seed + 100)
+        m[f"flow_{name}_relative_error_steps{steps}"] = summarize(draws, truth)["relative_error"]
+    figs = {f"flow_fields_{name}.png": plots.field_panels_flow(truth, samples, f"{name}: amortized posterior (flow)")}
+    if ev.n_predictive:
+        pred, ok = predictive(samples[: ev.n_predictive])
+        clean = ref["heads_clean"]
+        m[f"flow_{name}_predictive_failed"] = int((~ok).sum())
+        m[f"flow_{name}_predictive_rmse"] = float(np.sqrt(np.mean((pred[ok].mean(0) - clean) ** 2)))
+        lo, hi = np.percentile(pred[ok], [2.5, 97.5], axis=0)
+        m[f"flow_{name}_predictive_coverage95"] = float(np.mean((clean >= lo) & (clean <= hi)))
+        figs[f"flow_heads_{name}.png"] = plots.head_bands_compare(
+            pred[ok], ies_heads, clean, ref["heads_obs"], f"{name}: posterior predictive heads, flow vs smoother")
+    return m, figs
+
+
+def heldout_metrics(model, cfg: FlowConfig, lnk: np.ndarray, heads: np.ndarray,
+                       noise_sd: float) -> tuple[dict, dict]:
+    """Posterior of every test-split data set (fresh seeded noise): R^2, LPP, calibration, errors vs steps."""
+    ev = cfg.evaluate
+    rng = np.random.default_rng([cfg.seed, 8])
+    levels = np.asarray(ev.levels)
+    full = np.ones(HEADS_SHAPE, dtype=bool)
+    means, lpps, curves = [], [], []
+    errors: dict[int, list[float]] = {s: [] for s in ev.steps}
+    for k, (truth, clean) in enumerate(zip(lnk, heads)):
+        obs = clean + noise_sd * rng.standard_normal(clean.shape)
+        draws = posterior_samples(model, obs, full, ev.n_samples_test, seed=cfg.seed + 1000 + k)
+        mean, sd = draws.mean(0), draws.std(0, ddof=1)
+        means.append(mean)
+        lpps.append(log_predictive_probability(mean, sd, truth))
+        curves.append(coverage_curve(draws, truth, levels))
+        for steps in ev.steps:
+            if steps == N_TIMES:
+                errors[steps].append(summarize(draws, truth)["relative_error"])
+                continue
+            short = posterior_samples(model, obs, _truncate(full, steps), ev.n_samples_test, seed=cfg.seed + 2000 + k)
+            errors[steps].append(summarize(short, truth)["relative_error"])
+    r2 = r2_per_parameter(np.array(means), lnk)
+    curve = np.mean(curves, axis=0)
+    out: dict[str, float | int] = {"flow_test_n_sets": len(lnk), "flow_test_mean_lpp": float(np.mean(lpps)),
+                                   "flow_test_r2_median": float(np.median(r2)),
+                                   "flow_test_r2_share_above_0.8": float(np.mean(r2 > 0.8)),
+                                   "flow_test_r2_share_above_0.5": float(np.mean(r2 > 0.5))}
+    out.update({f"flow_test_coverage{round(100 * lv)}": float(c) for lv, c in zip(levels, curve)})
+    out.update({f"flow_test_relative_error_steps{s}": float(np.mean(v)) for s, v in errors.items()})
+    figs = {"flow_calibration.png": plots.calibration(levels, np.array(curves)), "flow_r2.png": plots.r2_map(r2),
+            "flow_steps.png": plots.errors_vs_steps({s: np.array(v) for s, v in errors.items()})}
+    return out, figs

@@ -1,0 +1,183 @@
+"""The groundwater section of `phys-ml report`: our metrics beside the paper's numbers (reads only JSON).
+
+Reads data/groundwater/metrics.json (evaluate) and flow_train.json (train flow). Table 1 compares accuracy on the
+two reference fields; the cost table states our costs as counts that a rerun reproduces (MODFLOW runs, epochs,
+gradient steps, samples drawn), beside the paper's wall times. Our wall times are in data/timings/ (no DVC stage
+declares them) and `benchmarks/groundwater_runner_bench.py` / `groundwater_flow_bench.py` measure speed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from phys_ml.stages.common import artifacts
+from phys_ml.stages.common.report import ReportSection, markdown_table
+
+from . import paper
+from .store import REFERENCES, TASK
+
+LOCALIZATIONS = ("none", "autoadaloc", "distance")
+SMOOTHER_FIGURES = ("ies_history.png",)
+FLOW_FIGURES = ("flow_fields_test1.png", "flow_fields_test2.png", "flow_calibration.png", "flow_r2.png",
+                "flow_steps.png", "flow_heads_test1.png", "flow_heads_test2.png", "flow_training.png")
+TABLE1_METRICS = (("average_relative_error", "avg. rel. error, K in m/d (%)", 100.0),
+                  ("average_relative_error_si", "avg. rel. error, K in m/s (%)", 100.0),
+                  ("relative_error", "rel. L2 error, K in m/d (%)", 100.0),
+                  ("relative_error_si", "rel. L2 error, K in m/s (%)", 100.0),
+                  ("lpp", "LPP", 1.0),
+                  ("coverage95", "95 % coverage (%)", 100.0))
+TABLE1_HEADERS = (["method"] + [label for _, label, _ in TABLE1_METRICS]
+                  + ["paper: wall time per data set", "ours: MODFLOW runs per data set"])
+
+INTRO = (
+    "Freyberg one-layer model in MODFLOW 6 (706 active cells, 13 wells x 25 periods), Gaussian-process prior on "
+    "ln K, iterative ensemble smoother (GLM form of pestpp-ies) on two reference fields drawn from the prior, "
+    "once per localization setting (none; autoadaloc: pestpp-ies automatic adaptive localization, a local "
+    "upgrade per parameter with its significantly correlated observations; distance: a Gaspari-Cohn taper "
+    "from each well to each cell on the cross-covariance). "
+    "Posterior statistics over the smoother's ensemble without its base realization; the prior-only row is "
+    "2,000 prior draws. The paper's prior parameters and units are not stated: relative errors of ln K depend "
+    "on the unit of K (a shift of ln K), so they are shown for K in m/d (our parameterisation) and in m/s; LPP "
+    "and coverage do not depend on it.\n\n")
+
+COSTS = (
+    "**Cost.** Ours is stated as counts, which a rerun with the same params reproduces exactly (MODFLOW runs, "
+    "epochs, gradient steps, samples drawn); the paper's costs are its wall times and are shown as the paper's. "
+    "Our wall times are recorded in `data/timings/` (groundwater-generate, -ies, -train-flow and -evaluate; no "
+    "DVC stage declares them), and speed is measured by `benchmarks/groundwater_runner_bench.py` (MODFLOW "
+    "simulations per second, local and dask runners) and `benchmarks/groundwater_flow_bench.py` (training steps "
+    "per second, seconds to draw 2,000 posterior samples).\n\n")
+
+
+CHOICES = (
+    "**Amortized inference (the paper's method).** A 1-D CNN summary network over the 13 wells x 25 steps and a "
+    "conditional normalizing flow (zuko): 5 affine couplings (cINN) alternating with 5 rational-quadratic spline "
+    "couplings (cNSF), affine first, trained jointly by maximum likelihood on the training split only. Choices the "
+    "paper leaves open, ours: ln K is learned in the prior's Karhunen-Loeve whitened coordinates (so the untrained "
+    "flow is the prior); heads are standardized per well and step with training-split statistics; fresh "
+    "observation noise (sd 0.01 m) is drawn every time a pair is used; half of the pairs are truncated to a random "
+    "20..25 observed steps and each well is dropped with a small probability, with a mask fed to the summary "
+    "network, so that one trained model serves incomplete data; a conditional elementwise affine layer starts the "
+    "flow; on the default profile the couplings act on the leading prior modes only (`coupling_dims`) and the "
+    "other modes keep the prior (`rest: prior`), because couplings over more modes memorized the 4,800 training "
+    "pairs (training loss falling while the validation loss rose); the paper profile couples all 706. "
+    "Selection rule: `coupling_dims`, dropout and learning rate were compared by their validation-split loss in "
+    "short runs, and the kept weights are those of the epoch with the lowest validation loss (fixed noise and "
+    "truncation draws); no setting was chosen on the reference fields or the test split. Test-split data sets "
+    "get fresh seeded noise.\n\n"
+    "**Not like for like.** Relative errors of ln K shift with the unit of K and LPP with the prior variance; "
+    "the paper states neither, so only our own rows compare like for like, and the prior-only row shows what a "
+    "metric is worth with no data.\n\n")
+
+
+def settings_run(m: dict) -> list[str]:
+    return [s for s in LOCALIZATIONS if f"ies_{s}_{REFERENCES[0]}_lpp" in m]
+
+
+def _metric_cells(m: dict, prefix: str) -> list:
+    return [None if m.get(f"{prefix}_{k}") is None else m[f"{prefix}_{k}"] * scale for k, _, scale in TABLE1_METRICS]
+
+
+def _paper_cells(published: dict) -> list:
+    """The paper's Table-1 numbers in our columns (it has no m/s variant and no coverage)."""
+    return [None if k.endswith("_si") or k not in published else published[k] * scale
+            for k, _, scale in TABLE1_METRICS]
+
+
+def table1_rows(m: dict, name: str) -> list[list]:
+    """Table-1 rows of one reference field: the paper's two methods, then ours."""
+    rows = [["paper: PEST-IES"] + _paper_cells(paper.TABLE1["PEST-IES"][name])
+            + [f"{paper.TABLE2['pest_ies_inference_h']:g} h", None],
+            ["paper: proposed (flow)"] + _paper_cells(paper.TABLE1["Proposed"][name])
+            + [f"{paper.TABLE2['proposed_inference_s']:g} s", None]]
+    if f"prior_{name}_lpp" in m:
+        rows.append(["ours: prior only"] + _metric_cells(m, f"prior_{name}") + [None, 0])
+    for setting in settings_run(m):
+        key = f"ies_{setting}_{name}"
+        rows.append([f"ours: IES, localization {setting}"] + _metric_cells(m, key) + [None, m[f"{key}_n_runs"]])
+    if f"flow_{name}_lpp" in m:
+        rows.append(["ours: amortized flow"] + _metric_cells(m, f"flow_{name}") + [None, 0])
+    return rows
+
+
+def cost_rows(m: dict, flow_train: dict | None) -> list[list]:
+    """[cost, ours (a count), paper (its wall time)]."""
+    rows = [["MODFLOW runs of the training data, ok", m["generate_n_ok"], f"{paper.N_SIMULATIONS} runs"],
+            ["MODFLOW runs of the training data, failed (non-convergence)", m["generate_n_failed"], None]]
+    if flow_train:
+        rows += [["flow training: epochs run", flow_train["epochs_run"], "4000 epochs"],
+                 ["flow training: best validation epoch", flow_train["best_epoch"], None],
+                 ["flow training: gradient steps", flow_train["gradient_steps"], None],
+                 ["flow training: wall time", None, f"{paper.TABLE2['proposed_training_h']:g} h"]]
+    for name in REFERENCES:
+        if f"flow_{name}_n_samples" in m:
+            rows.append([f"flow inference, {name}: posterior samples (one batched network pass, no MODFLOW run)",
+                         m[f"flow_{name}_n_samples"], None])
+    rows.append(["flow inference: wall time per data set", None, f"{paper.TABLE2['proposed_inference_s']:g} s"])
+    for s in settings_run(m):
+        for name in REFERENCES:
+            rows.append([f"smoother, localization {s}, {name}: MODFLOW runs", m[f"ies_{s}_{name}_n_runs"], None])
+    rows.append(["smoother: wall time per data set", None, f"{paper.TABLE2['pest_ies_inference_h']:g} h"])
+    return rows
+
+
+def heldout_text(m: dict) -> str:
+    if "flow_test_n_sets" not in m:
+        return ""
+    levels = sorted(int(k.removeprefix("flow_test_coverage")) for k in m if k.startswith("flow_test_coverage"))
+    calib = markdown_table(["nominal level (%)"] + [str(lv) for lv in levels],
+                           [["empirical coverage (%)"] + [100 * m[f"flow_test_coverage{lv}"] for lv in levels]])
+    steps = sorted(int(k.removeprefix("flow_test_relative_error_steps")) for k in m
+                   if k.startswith("flow_test_relative_error_steps"))
+    rows = [["test split (mean)"] + [100 * m[f"flow_test_relative_error_steps{s}"] for s in steps]]
+    for name in REFERENCES:
+        if f"flow_{name}_relative_error_steps{steps[0]}" in m:
+            rows.append([name] + [100 * m[f"flow_{name}_relative_error_steps{s}"] for s in steps])
+    by_steps = markdown_table(["rel. L2 error of ln K (%), observed steps"] + [str(s) for s in steps], rows)
+    summary = markdown_table(
+        ["over the test split", "ours", "paper"],
+        [["data sets", m["flow_test_n_sets"], paper.N_SIMULATIONS - paper.N_TRAIN - paper.N_VALIDATION],
+         ["mean LPP", m["flow_test_mean_lpp"], None],
+         ["median R^2 of the posterior mean per parameter", m["flow_test_r2_median"], None],
+         ["share of parameters with R^2 > 0.8 (%)", 100 * m["flow_test_r2_share_above_0.8"],
+          f"{100 * paper.R2_ABOVE_08_SHARE:.0f} (of 15 shown)"]])
+    return ("**Over the test split** (every test data set, one trained model): calibration of the central "
+            "credible intervals, R^2 of the posterior means (paper Fig. 8) and errors with fewer observed steps "
+            "(paper Fig. 14).\n\n" + summary + "\n" + calib + "\n" + by_steps + "\n")
+
+
+def predictive_rows(m: dict) -> list[list]:
+    rows = []
+    for name in REFERENCES:
+        if f"flow_{name}_predictive_rmse" in m:
+            rows.append([f"flow, {name}", m[f"flow_{name}_predictive_rmse"],
+                         100 * m[f"flow_{name}_predictive_coverage95"], m[f"flow_{name}_predictive_failed"]])
+    return rows
+
+
+def figures(data_dir: Path, m: dict) -> list[Path]:
+    fig_dir = Path(data_dir) / TASK / "figures"
+    names = list(FLOW_FIGURES) + list(SMOOTHER_FIGURES) + [
+        f"{kind}_{s}_{r}.png" for s in settings_run(m) for kind in ("fields", "heads") for r in REFERENCES]
+    return [fig_dir / f for f in names if (fig_dir / f).is_file()]
+
+
+def report_section(data_dir: Path) -> ReportSection | None:
+    """The groundwater section, or None before `phys-ml evaluate groundwater` has run."""
+    path = Path(data_dir) / TASK / "metrics.json"
+    if not path.is_file():
+        return None
+    m = artifacts.read_json(path)
+    flow_train_path = Path(data_dir) / TASK / "flow_train.json"
+    flow_train = artifacts.read_json(flow_train_path) if flow_train_path.is_file() else None
+    tables = "".join(f"**Table 1, test #{r + 1} ({name})**\n\n" + markdown_table(TABLE1_HEADERS, table1_rows(m, name))
+                     + "\n" for r, name in enumerate(REFERENCES))
+    cost = "**Table 2, cost**\n\n" + markdown_table(["cost", "ours (count)", "paper"], cost_rows(m, flow_train))
+    predictive = markdown_table(
+        ["posterior predictive heads (noise-free truth)", "RMSE of the mean (m)", "95 % band coverage (%)",
+         "failed runs"],
+        predictive_rows(m) + [[f"smoother {s}, {r}", m[f"ies_{s}_{r}_heads_rmse"], None, None]
+                              for s in settings_run(m) for r in REFERENCES])
+    text = INTRO + CHOICES + tables + COSTS + cost + "\n" + predictive + "\n" + heldout_text(m)
+    return ReportSection("Groundwater: amortized inference of 706 ln K (Freyberg, MODFLOW 6) beside the ensemble "
+                         "smoother", text, figures(data_dir, m))

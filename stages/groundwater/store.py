@@ -1,0 +1,226 @@
+"""The groundwater task's artifact I/O: table schemas, the resumable chunk store, ensembles, the flow model.
+
+Artifacts under data/groundwater/:
+  chunks/chunk-NNNNN.parquet  simulation chunks of a generation in progress (removed when it finishes)
+  simulations.parquet   successful prior runs: sim_id, split, lnk (706), heads (13 x 25, well-major)
+  references.parquet    the two reference fields test1/test2: lnk, clean heads, noisy observed heads
+  ies/<setting>/<ref>.parquet  posterior ensembles of the smoother, per-iteration history in the metadata
+  models/flow.pt, flow_history.parquet   the amortized posterior and its per-epoch losses
+  flow_checkpoint.pt    the last completed epoch of a flow training in progress (not a DVC output)
+Every read checks the columns it needs (`artifacts.read_parquet(..., required=...)`): a valid Parquet with other
+columns is a UserError naming the file and the missing columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from phys_ml.stages.common import artifacts
+from phys_ml.stages.common.errors import RunFailed, UserError
+
+from . import freyberg
+from .mf6 import failed_outside_model
+
+TASK = "groundwater"
+N_OBS_CELLS, N_TIMES = len(freyberg.OBS_CELLS), freyberg.N_PERIODS
+HEADS_SHAPE = (N_OBS_CELLS, N_TIMES)  # stored well-major: heads[w, t]
+REFERENCES = ("test1", "test2")
+UNITS = {"lnk": "ln(K / (m/d))", "heads": "m"}
+
+CHUNK_COLUMNS = ("sim_id", "ok", "reason", "lnk", "heads")
+SIM_COLUMNS = ("sim_id", "split", "lnk", "heads")
+REF_COLUMNS = ("name", "lnk", "heads_clean", "heads_obs")
+ENSEMBLE_COLUMNS = ("realization", "is_base", "lnk", "heads")
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr")
+
+MODEL_FILE = Path("models") / "flow.pt"
+CHECKPOINT_FILE = "flow_checkpoint.pt"
+
+
+def to_obs(heads: np.ndarray) -> np.ndarray:
+    """(n, periods, wells) model output -> (n, 325) well-major observation vectors."""
+    return np.ascontiguousarray(np.swapaxes(heads, 1, 2)).reshape(len(heads), -1)
+
+
+def _table(path: Path, columns: tuple[str, ...]) -> tuple[pa.Table, dict]:
+    return artifacts.read_parquet(path, required=list(columns))
+
+
+# ---------------------------------------------------------------- the chunk store of `generate`
+class ChunkStore:
+    """Simulation chunks of one generation: a chunk counts as done when it is readable, was written for the
+    same params and rows, and none of its runs failed outside the model (those chunks are run again)."""
+
+    def __init__(self, folder: Path, params_key: dict, n: int, chunk_size: int):
+        self.folder, self.chunk_size = folder, chunk_size
+        key = json.dumps({"cfg": params_key, "model": "freyberg-1layer-sfr"}, sort_keys=True)
+        self.fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+        self.chunks = [(c, c * chunk_size, min(n, (c + 1) * chunk_size)) for c in range(math.ceil(n / chunk_size))]
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"chunk-{index:05d}.parquet"
+
+    def done(self, index: int, rows: int) -> bool:
+        if not self.path(index).is_file():
+            return False
+        try:
+            table, meta = _table(self.path(index), CHUNK_COLUMNS)
+        except UserError:
+            return False
+        return (meta.get("fingerprint") == self.fingerprint and meta.get("chunk") == index
+                and table.num_rows == rows and not any(map(failed_outside_model, table.column("reason").to_pylist())))
+
+    def todo(self) -> list[tuple[int, int, int]]:
+        return [ch for ch in self.chunks if not self.done(ch[0], ch[2] - ch[1])]
+
+    def n_kept(self) -> int:
+        return sum(self.done(c, hi - lo) for c, lo, hi in self.chunks)
+
+    def write(self, index: int, lo: int, lnk: np.ndarray, heads: np.ndarray, ok: np.ndarray, reasons: list[str],
+              seed: int, params: dict) -> None:
+        table = pa.table({"sim_id": pa.array(np.arange(lo, lo + len(lnk), dtype=np.int32)), "ok": pa.array(ok),
+                          "reason": pa.array(reasons, type=pa.string()), "lnk": artifacts.fixed_size_list(lnk),
+                          "heads": artifacts.fixed_size_list(to_obs(heads))})
+        artifacts.write_parquet(table, self.path(index), task=TASK, stage="generate-chunk", seed=seed, params=params,
+                                extra={"fingerprint": self.fingerprint, "chunk": index})
+
+    def read_all(self) -> pa.Table:
+        """All chunks in order; sim_ids must be exactly 0..n-1 once each."""
+        table = pa.concat_tables([_table(self.path(c), CHUNK_COLUMNS)[0] for c, _, _ in self.chunks])
+        ids = table.column("sim_id").to_numpy()
+        if not np.array_equal(ids, np.arange(len(ids))):
+            raise RunFailed(f"simulation chunks in {self.folder} are inconsistent (duplicate or missing sim_ids)")
+        return table
+
+
+def assign_splits(n_ok: int, n_train: int, n_val: int) -> np.ndarray:
+    """Splits over the successful runs in sim_id order: train, then validation, then the rest for test."""
+    split = np.full(n_ok, "test", dtype=object)
+    split[:n_train] = "train"
+    split[n_train:n_train + n_val] = "val"
+    return split
+
+
+def failure_counts(reasons: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in reasons:
+        out[r] = out.get(r, 0) + 1
+    return out
+
+
+# ---------------------------------------------------------------- simulations and references
+def write_simulations(path: Path, good: pa.Table, split: np.ndarray, *, seed: int, params: dict, extra: dict) -> None:
+    out = pa.table({"sim_id": good.column("sim_id"), "split": pa.array(split.tolist(), type=pa.string()),
+                    "lnk": good.column("lnk"), "heads": good.column("heads")})
+    artifacts.write_parquet(out, path, task=TASK, stage="generate", seed=seed, params=params, extra=extra)
+
+
+def write_references(path: Path, lnk: np.ndarray, clean: np.ndarray, observed: np.ndarray, *, seed: int,
+                     params: dict, extra: dict) -> None:
+    refs = pa.table({"name": pa.array(list(REFERENCES)), "lnk": artifacts.fixed_size_list(lnk),
+                     "heads_clean": artifacts.fixed_size_list(clean),
+                     "heads_obs": artifacts.fixed_size_list(observed)})
+    artifacts.write_parquet(refs, path, task=TASK, stage="generate", seed=seed, params=params, extra=extra)
+
+
+def read_references(task_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    """reference name -> {lnk (706,), heads_clean (325,), heads_obs (325,)}."""
+    table, _ = _table(task_dir / "references.parquet", REF_COLUMNS)
+    cols = {c: artifacts.fixed_size_to_numpy(table.column(c)) for c in REF_COLUMNS[1:]}
+    return {name: {c: v[i] for c, v in cols.items()} for i, name in enumerate(table.column("name").to_pylist())}
+
+
+def read_split(task_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sim_id (n,), lnk (n, 706), clean heads (n, 13, 25)) of one split of simulations.parquet."""
+    table, _ = _table(task_dir / "simulations.parquet", SIM_COLUMNS)
+    table = table.filter(pa.array(np.asarray(table.column("split").to_pylist()) == split))
+    lnk = artifacts.fixed_size_to_numpy(table.column("lnk"))
+    heads = artifacts.fixed_size_to_numpy(table.column("heads")).reshape(-1, *HEADS_SHAPE)
+    return table.column("sim_id").to_numpy(), lnk, heads
+
+
+# ---------------------------------------------------------------- smoother ensembles
+def ensemble_path(ies_dir: Path, setting: str, name: str) -> Path:
+    return ies_dir / setting / f"{name}.parquet"
+
+
+def write_ensemble(path: Path, res, *, seed: int, params: dict, extra: dict) -> None:
+    """An `ies.IESResult` with its per-iteration history in the metadata."""
+    is_base = np.zeros(len(res.theta), bool)
+    is_base[0] = res.has_base
+    table = pa.table({"realization": pa.array(np.arange(len(res.theta), dtype=np.int32)),
+                      "is_base": pa.array(is_base), "lnk": artifacts.fixed_size_list(res.theta),
+                      "heads": artifacts.fixed_size_list(res.sim)})
+    artifacts.write_parquet(table, path, task=TASK, stage="ies", seed=seed, params=params,
+                            extra={**extra, "history": [vars(h) for h in res.history], "n_runs": res.n_runs,
+                                   "n_failed": res.n_failed, "stop_reason": res.stop_reason,
+                                   "heads_shape": list(HEADS_SHAPE)})
+
+
+def read_ensemble(task_dir: Path, name: str, setting: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(lnk (N, 706), heads (N, 325), is_base (N,), metadata) of a smoother posterior ensemble."""
+    table, meta = _table(ensemble_path(task_dir / "ies", setting, name), ENSEMBLE_COLUMNS)
+    return (artifacts.fixed_size_to_numpy(table.column("lnk")), artifacts.fixed_size_to_numpy(table.column("heads")),
+            table.column("is_base").to_numpy(zero_copy_only=False), meta)
+
+
+# ---------------------------------------------------------------- the amortized posterior
+def save_model(model, path: Path, extra: dict) -> None:
+    artifacts.save_torch({"sizes": vars(model.sizes), "dim": model.dim, "n_wells": N_OBS_CELLS, "n_steps": N_TIMES,
+                          "state_dict": model.state_dict(), "meta": json.dumps(extra, sort_keys=True)}, path)
+
+
+def load_model(path: Path, device="cpu"):
+    """The trained `flow.AmortizedPosterior` (eval mode) and its metadata; a missing or foreign file is a
+    UserError."""
+    from .flow import AmortizedPosterior, FlowSizes
+
+    blob = artifacts.load_torch(path)
+    if not isinstance(blob, dict) or "state_dict" not in blob or "sizes" not in blob:
+        raise UserError(f"{path} is not a phys-ml groundwater flow model")
+    dim = int(blob["dim"])
+    model = AmortizedPosterior(np.zeros(dim), np.eye(dim), np.zeros((blob["n_wells"], blob["n_steps"])),
+                               np.ones((blob["n_wells"], blob["n_steps"])), FlowSizes(**blob["sizes"]))
+    model.load_state_dict(blob["state_dict"])
+    return model.to(device).eval(), json.loads(blob["meta"])
+
+
+def write_history(path: Path, history: list[dict], *, seed: int, params: dict, stop_reason: str) -> None:
+    table = pa.table({k: pa.array([h[k] for h in history]) for k in HISTORY_COLUMNS})
+    artifacts.write_parquet(table, path, task=TASK, stage="train-flow", seed=seed, params=params,
+                            extra={"stop_reason": stop_reason})
+
+
+def read_history(path: Path) -> dict[str, list]:
+    return _table(path, HISTORY_COLUMNS)[0].to_pydict()
+
+
+def data_fingerprint(params: dict, *arrays: np.ndarray) -> str:
+    """Of a training run's params and data: a checkpoint resumes only the run it belongs to."""
+    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def save_checkpoint(path: Path, fingerprint: str, state: dict) -> None:
+    artifacts.save_torch({"fingerprint": fingerprint, "state": state}, path)
+
+
+def load_checkpoint(path: Path, fingerprint: str) -> tuple[dict | None, str]:
+    """(the saved training state, or None, and a line saying what happened)."""
+    if not path.is_file():
+        return None, ""
+    try:
+        blob = artifacts.load_torch(path)
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint restarts (writes are atomic, so it is foreign)
+        blob = None
+    if not isinstance(blob, dict) or blob.get("fingerprint") != fingerprint:
+        return None, f"{path} belongs to other params or data; starting afresh"
+    return blob["state"], f"resuming after epoch {blob['state']['epoch']} from {path}"

@@ -1,0 +1,166 @@
+"""Typed params of the rre task (params.yaml section ``rre``). Types and bounds only: every value is in params.yaml.
+Cross-field checks are model validators; their messages name the key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from phys_ml.stages.common.config import Config
+from phys_ml.stages.common.optim import OptimizerSpec
+
+Case = Literal["evaporation", "patch"]
+Cells = Annotated[int, Field(ge=1)]
+Length = Annotated[float, Field(gt=0)]  # cm
+NonNegative = Annotated[float, Field(ge=0)]
+Pair = Annotated[list[float], Field(min_length=2, max_length=2)]
+Cases = Annotated[list[Case], Field(min_length=1)]
+# w in L = L_D + w L_RRE (scaled terms, see train.py), "paper": eq. 3 as printed, both terms in cm and s, or
+# "selected": chosen by the protocol (protocol.py) from rre.train.selection.weights on held-out sensors
+ResidualWeight = NonNegative | Literal["paper", "selected"]
+
+
+# ---- rre.generate ----
+class GridCfg(Config):
+    nx: Cells
+    ny: Cells
+    nz: Annotated[int, Field(ge=2)]
+    lx: Length
+    ly: Length
+    lz: Length
+
+
+class SoilCfg(Config):
+    alpha: float = Field(gt=0)
+    n: float = Field(gt=1)
+    theta_s: float = Field(gt=0, le=1)
+    theta_r: float = Field(ge=0, lt=1)
+    k_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _residual_below_saturation(self) -> SoilCfg:
+        if self.theta_r >= self.theta_s:
+            raise ValueError(".theta_r must be < theta_s")
+        return self
+
+
+class PatchCfg(Config):
+    x: Pair
+    y: Pair
+    evaporation_cm_per_h: NonNegative
+
+
+class SensorCfg(Config):
+    locations: Cells
+    layers: Annotated[list[int], Field(min_length=2)]
+    noise_sd: NonNegative  # cm
+
+
+class GenerateCfg(Config):
+    seed: int
+    cases: Cases
+    grid: GridCfg
+    soil: SoilCfg
+    psi0: float = Field(lt=0)  # cm
+    evaporation_cm_per_h: NonNegative
+    t_end: Length  # s
+    n_times: int = Field(ge=2)
+    stepping: Literal["tight", "mrst"]
+    dt_max: float = Field(gt=0)  # s, tight stepping
+    tol: float = Field(gt=0)  # cm, tight stepping
+    compare_mrst: bool  # also run the MRST-like stepping and report its difference
+    patch: PatchCfg
+    sensors: SensorCfg
+    collocation: Cells
+    boundary_points: int = Field(ge=10)
+
+    @model_validator(mode="after")
+    def _fits_the_grid(self) -> GenerateCfg:
+        g = self.grid
+        if self.sensors.locations > g.nx * g.ny:
+            raise ValueError(f".sensors.locations must be <= {g.nx * g.ny} (grid columns)")
+        if any(not 0 <= k < g.nz for k in self.sensors.layers):
+            raise ValueError(f".sensors.layers must lie in 0..{g.nz - 1}")
+        n_rows = g.nx * g.ny * g.nz * self.n_times
+        if self.collocation > n_rows:
+            raise ValueError(f".collocation must be <= {n_rows} (space-time instances)")
+        return self
+
+
+# ---- rre.train ----
+class SelectionCfg(Config):
+    weights: Annotated[list[NonNegative], Field(min_length=1)]
+    optimizer: OptimizerSpec
+    iterations: Cells
+    collocation: Cells  # the first N collocation points (a random subset)
+    forecast_holdout: float = Field(gt=0, lt=1)  # latest part of the forecast's training window
+
+
+class SparseCfg(Config):
+    locations: Cells
+    layers: int = Field(ge=2)
+
+
+class SoilInitCfg(Config):
+    alpha: float = Field(gt=0)
+    n: float = Field(gt=1)
+    k_s: float = Field(gt=0)
+
+
+class SoilStudyCfg(Config):
+    enabled: bool
+    iterations: Cells
+    warmup: int = Field(ge=0)  # data-only iterations before the soil and the physics term come in
+    optimizer: OptimizerSpec
+    init: SoilInitCfg
+
+
+class StudiesCfg(Config):
+    optimizer: OptimizerSpec
+    iterations: Cells
+    sparse: list[SparseCfg]
+    forecast: bool
+    forecast_fraction: float = Field(gt=0, lt=1)
+    soil: SoilStudyCfg
+
+
+class RunCfg(Config):
+    optimizer: OptimizerSpec
+    batch: Literal["full", "mini"]
+    iterations: Cells
+    # an optional per-run override of rre.train.residual_weight (absent: the run uses that value)
+    residual_weight: ResidualWeight | None = None
+
+
+class TrainCfg(Config):
+    seed: int
+    device: Literal["auto", "cpu", "cuda"]
+    cases: Cases
+    hidden: Cells
+    layers: Cells
+    residual_weight: ResidualWeight
+    boundary: bool  # add the boundary flux conditions (known evaporation, no flow elsewhere) to L_RRE
+    selection: SelectionCfg
+    studies: StudiesCfg
+    derivatives: Literal["taylor", "autograd"]  # forward-mode or nested autograd for eq. 6
+    compile: bool  # torch.compile the full-batch forward-mode loss (needs a C++ compiler on CPU)
+    batch_size: Cells
+    log_every: Cells
+    lr_decay: float = Field(gt=0, le=1)  # exponential decay of the learning rate to this fraction
+    warmup: int = Field(ge=0)  # first iterations of every physics run fit the data alone (within the budget)
+    threads: int = Field(ge=0)  # torch threads for this stage (0: torch's default); see params.yaml
+    runs: Annotated[list[RunCfg], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _runs_are_distinct(self) -> TrainCfg:
+        keys = [(r.optimizer.name, r.batch, r.residual_weight) for r in self.runs]
+        if len(set(keys)) != len(keys):
+            raise ValueError(".runs: each (optimizer name, batch, residual_weight) may appear once")
+        return self
+
+
+# ---- rre.evaluate ----
+class EvaluateCfg(Config):
+    seed: int
+    map_time: Cells  # output index (1-based) of the theta maps, paper Fig. 3

@@ -13,6 +13,7 @@ from .diphoton import pipeline as diphoton_pipeline
 from .groundwater import pipeline as groundwater_pipeline
 from .groundwater import report as groundwater_report
 from .particles import pipeline as particles_pipeline
+from .particles import report as particles_report
 from .rre import pipeline as rre_pipeline
 from .rre import report as rre_report
 from .thermo import pipeline as thermo_pipeline
@@ -34,7 +35,7 @@ TASKS: dict[str, TaskInfo] = {
     t.name: t
     for t in (
         TaskInfo("particles", "Charged-particle regression", "charged-particles-regression",
-                 particles_pipeline, particles_pipeline.report_section, ("task2", "task31", "task32")),
+                 particles_pipeline, particles_report.report_section, ("task2", "task31", "task32")),
         TaskInfo("thermo", "Thermodynamic optimizers on the two-spiral problem",
                  "thermodynamic-parameterization", thermo_pipeline, thermo_pipeline.report_section),
         TaskInfo("groundwater", "Freyberg groundwater model: amortized inference and ensemble smoother",

@@ -1,13 +1,16 @@
-"""Typed configs of the `particles:` section of params.yaml (validated before any work starts)."""
+"""Typed configs of the `particles:` section of params.yaml (validated before any work starts).
+
+Every value comes from params.yaml; these classes carry only types, bounds and the cross-field checks
+(pydantic validators, reported as ``particles.generate.task2.horizon_step must be ...``).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from phys_ml.stages.common.config import Config, parse_config
-from phys_ml.stages.common.errors import UserError
 from phys_ml.stages.common.optim import OPTIMIZERS, OptimizerSpec, parse_optimizer
 
 from .datasets import Task2Spec, Task3Spec
@@ -15,35 +18,48 @@ from .simulator import Physics
 
 SUBTASKS = ("task2", "task31", "task32")
 Device = Literal["auto", "cpu", "cuda"]
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+GradClip = Annotated[float, Field(gt=0)] | None  # clamp each gradient element to +-grad_clip (None: off)
 
 
+# ---------------------------------------------------------------- generate
 class PhysicsFields(Config):
-    coupling: float = Field(ge=0)
-    softening: float = Field(gt=0)
-    dt: float = Field(gt=0)
+    coupling: NonNegative
+    softening: Positive
+    dt: Positive
 
     def physics(self) -> Physics:
         return Physics(coupling=self.coupling, softening=self.softening, dt=self.dt)
 
-    def _check_multiple(self, interval: float, name: str, key: str) -> None:
+    def _require_multiple(self, name: str) -> None:
+        """``name`` (a time interval) must be a whole number of integration steps ``dt``."""
+        interval = getattr(self, name)
         k = round(interval / self.dt)
         if k < 1 or abs(k * self.dt - interval) > 1e-9 * max(1.0, interval):
-            raise UserError(f"{key}.{name} must be a whole multiple of {key}.dt ({self.dt}), got {interval}")
+            raise ValueError(f".{name} must be a whole multiple of dt ({self.dt}), got {interval}")
 
 
-class Task2Generate(PhysicsFields):
-    seed: int = Field(ge=0)
-    n_train: int = Field(ge=2)
-    n_val: int = Field(ge=1)
-    n_test: int = Field(ge=2)
-    n_particles: int = Field(ge=2)
-    position_std: float = Field(gt=0)
-    velocity_std: float = Field(ge=0)
-    horizon_step: float = Field(gt=0)
-    n_horizons: int = Field(ge=1)
+class Simulations(PhysicsFields):
+    """A simulated data set: its seed, split sizes and physics."""
 
-    def check(self, key: str) -> None:
-        self._check_multiple(self.horizon_step, "horizon_step", key)
+    seed: Annotated[int, Field(ge=0)]
+    n_train: Annotated[int, Field(ge=2)]
+    n_val: Annotated[int, Field(ge=1)]
+    n_test: Annotated[int, Field(ge=2)]
+
+
+class Task2Generate(Simulations):
+    n_particles: Annotated[int, Field(ge=2)]
+    position_std: Positive
+    velocity_std: NonNegative
+    horizon_step: Positive
+    n_horizons: Annotated[int, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _horizon_on_grid(self) -> Task2Generate:
+        self._require_multiple("horizon_step")
+        return self
 
     def spec(self) -> Task2Spec:
         return Task2Spec(self.n_particles, self.position_std, self.velocity_std, self.horizon_step, self.n_horizons)
@@ -53,67 +69,70 @@ class Task2Generate(PhysicsFields):
         return tuple(round(self.horizon_step * (h + 1), 12) for h in range(self.n_horizons))
 
 
-class Task3Generate(PhysicsFields):
-    seed: int = Field(ge=0)
-    n_train: int = Field(ge=2)
-    n_val: int = Field(ge=1)
-    n_test: int = Field(ge=2)
-    start_distance: float = Field(gt=0)
-    aim_jitter: float = Field(ge=0, le=1.5)
-    speed_min: float = Field(gt=0)
-    speed_max: float = Field(gt=0)
-    sample_dt: float = Field(gt=0)
-    prefix_min: int = Field(ge=3)
-    prefix_max: int = Field(ge=3)
-    cont_min: int = Field(ge=0)
-    cont_max: int = Field(ge=0)
+Count = Annotated[int, Field(ge=0)]
 
-    def check(self, key: str, needs_continuation: bool) -> None:
+
+class Task3Generate(Simulations):
+    start_distance: Positive
+    aim_jitter: Annotated[float, Field(ge=0, le=1.5)]
+    speed_min: Positive
+    speed_max: Positive
+    sample_dt: Positive
+    prefix_min: Annotated[int, Field(ge=3)]
+    prefix_max: Annotated[int, Field(ge=3)]
+    cont_min: Count
+    cont_max: Count
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Task3Generate:
         for lo, hi in (("speed_min", "speed_max"), ("prefix_min", "prefix_max"), ("cont_min", "cont_max")):
             if getattr(self, lo) > getattr(self, hi):
-                raise UserError(f"{key}.{lo} must be <= {key}.{hi} ({getattr(self, hi)}), got {getattr(self, lo)}")
-        if needs_continuation and self.cont_min < 1:
-            raise UserError(f"{key}.cont_min must be >= 1 for task 3.2, got {self.cont_min}")
-        self._check_multiple(self.sample_dt, "sample_dt", key)
+                raise ValueError(f".{lo} must be <= {hi} ({getattr(self, hi)}), got {getattr(self, lo)}")
+        self._require_multiple("sample_dt")
+        return self
 
     def spec(self) -> Task3Spec:
         return Task3Spec(self.start_distance, self.aim_jitter, self.speed_min, self.speed_max, -1.0, 0.0,
                          self.sample_dt, self.prefix_min, self.prefix_max, self.cont_min, self.cont_max)
 
 
-class Generate(Config):
-    task2: Task2Generate
-    task31: Task3Generate
-    task32: Task3Generate
+class Task32Generate(Task3Generate):
+    """Task 3.2 predicts the continuation, so every trajectory needs one."""
+
+    @model_validator(mode="after")
+    def _has_continuation(self) -> Task32Generate:
+        if self.cont_min < 1:
+            raise ValueError(f".cont_min must be >= 1 for task 3.2, got {self.cont_min}")
+        return self
 
 
 # ---------------------------------------------------------------- training
 class Fit(Config):
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
+    epochs: Annotated[int, Field(ge=1)]
+    batch_size: Annotated[int, Field(ge=1)]
     optimizer: OptimizerSpec
 
 
 class GNNFit(Fit):
-    hidden: int = Field(ge=1)
-    layers: int = Field(ge=1)
+    hidden: Annotated[int, Field(ge=1)]
+    layers: Annotated[int, Field(ge=1)]
 
 
 class Task2Studies(Config):
     """The paper's Sec. 1.4 studies, run on the first horizon with a training subset."""
 
     enabled: bool
-    train_size: int = Field(ge=2)
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)  # for the optimizer and learning-rate studies
+    train_size: Annotated[int, Field(ge=2)]
+    epochs: Annotated[int, Field(ge=1)]
+    batch_size: Annotated[int, Field(ge=1)]  # for the optimizer and learning-rate studies
     optimizers: list[OptimizerSpec] = Field(min_length=1)
     base_optimizer: OptimizerSpec  # the learning-rate and batch-size studies vary this one
-    learning_rates: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)
+    learning_rates: list[Positive] = Field(min_length=1)
     batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
 
 
 class Task2Train(Config):
-    seed: int = Field(ge=0)
+    seed: Annotated[int, Field(ge=0)]
     device: Device
     train_sizes: list[Annotated[int, Field(ge=2)]] = Field(min_length=1)
     mlp: Fit
@@ -125,9 +144,9 @@ class Task31Compare(Config):
     """The paper's Sec. 2.4 optimizer comparison; ``optional_optimizers`` run only if their name is registered."""
 
     enabled: bool
-    epochs: int = Field(ge=1)
+    epochs: Annotated[int, Field(ge=1)]
     optimizers: list[OptimizerSpec]
-    optional_optimizers: list[dict[str, Any]] = Field(default_factory=list)
+    optional_optimizers: list[dict[str, Any]]
 
     def selected(self) -> tuple[list[Any], list[str]]:
         """(optimizer choices to run, names skipped because they are not registered)."""
@@ -142,43 +161,35 @@ class Task31Compare(Config):
         return run, skipped
 
 
-class Task31Train(Fit):
-    seed: int = Field(ge=0)
+class SequenceFit(Fit):
+    seed: Annotated[int, Field(ge=0)]
     device: Device
-    grad_clip: float | None = Field(gt=0)  # clamp each gradient element (null: off, as in the paper)
-    hidden: int = Field(ge=1)
-    fc: int = Field(ge=1)
+    grad_clip: GradClip
+    hidden: Annotated[int, Field(ge=1)]
+    fc: Annotated[int, Field(ge=1)]
+
+
+class Task31Train(SequenceFit):
     features: Literal["positions", "positions_velocities"]
     compare: Task31Compare
 
 
-class Task32Train(Fit):
-    seed: int = Field(ge=0)
-    device: Device
-    grad_clip: float | None = Field(gt=0)  # clamp each gradient element (null: off, as in the paper)
+class Task32Train(SequenceFit):
     models: list[Literal["gru", "lstm", "gru_residual", "lstm_residual"]] = Field(min_length=1)
-    hidden: int = Field(ge=1)
-    layers: int = Field(ge=1)
-    fc: int = Field(ge=1)
+    layers: Annotated[int, Field(ge=1)]
 
 
 class Evaluate(Config):
-    ls_min_distance: float = Field(ge=0)  # least-squares baseline: skip samples this close to a fixed charge
+    ls_min_distance: NonNegative  # least-squares baseline: skip samples this close to a fixed charge
 
 
+GENERATE_MODELS = {"task2": Task2Generate, "task31": Task3Generate, "task32": Task32Generate}
 TRAIN_MODELS = {"task2": Task2Train, "task31": Task31Train, "task32": Task32Train}
 
 
 def generate_config(params: dict[str, Any], subtask: str) -> Task2Generate | Task3Generate:
     """The generate section of one sub-task, parsed and cross-checked."""
-    key = f"particles.generate.{subtask}"
-    model = Task2Generate if subtask == "task2" else Task3Generate
-    cfg = parse_config(model, params, key)
-    if subtask == "task2":
-        cfg.check(key)
-    else:
-        cfg.check(key, needs_continuation=subtask == "task32")
-    return cfg
+    return parse_config(GENERATE_MODELS[subtask], params, f"particles.generate.{subtask}")
 
 
 def train_config(params: dict[str, Any], subtask: str) -> Task2Train | Task31Train | Task32Train:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -16,19 +17,6 @@ from phys_ml.stages.common.runtime import seed_everything
 from phys_ml.stages.common.training import fit
 
 from .models import MLP, ChargeLSTM, Continuation, InteractionGNN, sequence_features
-
-
-def clip_gradients(model: torch.nn.Module, value: float | None) -> None:
-    """Clamp every gradient element to [-value, value] as it is computed (tensor hooks).
-
-    The shared loop gives the optimizer a closure, so clipping cannot sit between backward and step; hooks
-    do the same job for any optimizer. Long free-running roll-outs (task 3.2) otherwise blow up with SGD.
-    """
-    if value is None:
-        return
-    for p in model.parameters():
-        if p.requires_grad:
-            p.register_hook(lambda g, v=value: g.clamp(-v, v))
 
 
 @dataclass
@@ -39,6 +27,16 @@ class Run:
     history: dict[str, list[float]]
 
 
+def _fit_run(model: torch.nn.Module, loss_fn, train: tuple, val: tuple, **fit_kwargs) -> Run:
+    """Train ``model`` in the shared loop on (train, val) tensor tuples; gradient clipping etc. pass through."""
+    return Run(model, fit(model, loss_fn, train, val=val, **fit_kwargs))
+
+
+def _valid(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """(n, steps) mask of the samples inside each sequence."""
+    return torch.arange(steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
 @dataclass
 class Task2Data:
     pos0: torch.Tensor  # (n, N, 2)
@@ -46,8 +44,19 @@ class Task2Data:
     charges: torch.Tensor  # (n, N)
     targets: torch.Tensor  # (n, H, N, 2)
 
+    def inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.pos0, self.vel0, self.charges
+
     def head(self, n: int) -> Task2Data:
         return Task2Data(self.pos0[:n], self.vel0[:n], self.charges[:n], self.targets[:n])
+
+    @classmethod
+    def from_arrays(cls, d: dict[str, np.ndarray], device) -> Task2Data:
+        return cls(*(_tensor(d[k], device) for k in ("pos0", "vel0", "charges", "targets")))
+
+
+def _tensor(a: np.ndarray, device) -> torch.Tensor:
+    return torch.as_tensor(a, dtype=torch.float32, device=device)
 
 
 def _mlp_loss(model, pos0, vel0, charges, target):
@@ -61,9 +70,8 @@ def train_mlp(train: Task2Data, val: Task2Data, horizon: int, *, optimizer, epoc
     model = MLP(train.pos0.shape[1]).to(train.pos0.device)
     tr = (train.pos0, train.vel0, train.charges, train.targets[:, horizon])
     va = (val.pos0, val.vel0, val.charges, val.targets[:, horizon])
-    history = fit(model, _mlp_loss, tr, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
-                  val=va, description=description)
-    return Run(model, history)
+    return _fit_run(model, _mlp_loss, tr, va, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+                    description=description)
 
 
 def _gnn_loss(model, pos0, vel0, charges, target):
@@ -75,11 +83,8 @@ def train_gnn(train: Task2Data, val: Task2Data, horizons: tuple[float, ...], *, 
     """The graph network, one model for all horizons."""
     seed_everything(seed)
     model = InteractionGNN(horizons, hidden=hidden, layers=layers, softening=softening).to(train.pos0.device)
-    tr = (train.pos0, train.vel0, train.charges, train.targets)
-    va = (val.pos0, val.vel0, val.charges, val.targets)
-    history = fit(model, _gnn_loss, tr, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
-                  val=va, description=description)
-    return Run(model, history)
+    return _fit_run(model, _gnn_loss, train.inputs() + (train.targets,), val.inputs() + (val.targets,),
+                    optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed, description=description)
 
 
 @torch.no_grad()
@@ -97,6 +102,12 @@ class SeqData:
     cont: torch.Tensor | None = None  # (n, C, 2) zero-padded continuation (task 3.2)
     cont_lengths: torch.Tensor | None = None
 
+    @classmethod
+    def from_arrays(cls, d: dict[str, np.ndarray], device) -> SeqData:
+        return cls(_tensor(d["given"], device), torch.as_tensor(d["lengths"], device=device),
+                   _tensor(d["charges"], device), _tensor(d["cont"], device),
+                   torch.as_tensor(d["cont_lengths"], device=device))
+
 
 def _charge_loss(model, x, lengths, charges):
     return F.mse_loss(model(x, lengths), charges)
@@ -110,12 +121,10 @@ def train_charge_lstm(train: SeqData, val: SeqData, *, hidden: int, fc: int, wit
     xtr = sequence_features(train.traj, train.lengths, with_velocity, sample_dt)
     xva = sequence_features(val.traj, val.lengths, with_velocity, sample_dt)
     model = ChargeLSTM(xtr.shape[-1], hidden, fc).to(xtr.device)
-    clip_gradients(model, grad_clip)
-    valid = torch.arange(xtr.shape[1], device=xtr.device).unsqueeze(0) < train.lengths.unsqueeze(1)
-    model.scale.fit(xtr[valid])
-    history = fit(model, _charge_loss, (xtr, train.lengths, train.charges), optimizer=optimizer, epochs=epochs,
-                  batch_size=batch_size, seed=seed, val=(xva, val.lengths, val.charges), description=description)
-    return Run(model, history)
+    model.scale.fit(xtr[_valid(train.lengths, xtr.shape[1])])
+    return _fit_run(model, _charge_loss, (xtr, train.lengths, train.charges), (xva, val.lengths, val.charges),
+                    optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed, grad_clip=grad_clip,
+                    description=description)
 
 
 @torch.no_grad()
@@ -126,7 +135,7 @@ def predict_charges(model: ChargeLSTM, data: SeqData, with_velocity: bool, sampl
 
 # ---------------------------------------------------------------- task 3.2
 def continuation_mask(cont_lengths: torch.Tensor, horizon: int) -> torch.Tensor:
-    return torch.arange(horizon, device=cont_lengths.device).unsqueeze(0) < cont_lengths.unsqueeze(1)
+    return _valid(cont_lengths, horizon)
 
 
 def _cont_loss(model, traj, lengths, cont, cont_lengths):
@@ -141,14 +150,11 @@ def train_continuation(train: SeqData, val: SeqData, *, cell: str, residual: boo
     """A sequence model rolled out over the continuation, trained on the masked MSE of the roll-out."""
     seed_everything(seed)
     model = Continuation(cell, hidden, layers, fc, residual, sample_dt).to(train.traj.device)
-    clip_gradients(model, grad_clip)
-    valid = torch.arange(train.traj.shape[1], device=train.traj.device).unsqueeze(0) < train.lengths.unsqueeze(1)
-    model.scale.fit(train.traj[valid])
+    model.scale.fit(train.traj[_valid(train.lengths, train.traj.shape[1])])
     tr = (train.traj, train.lengths, train.cont, train.cont_lengths)
     va = (val.traj, val.lengths, val.cont, val.cont_lengths)
-    history = fit(model, _cont_loss, tr, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
-                  val=va, description=description)
-    return Run(model, history)
+    return _fit_run(model, _cont_loss, tr, va, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+                    grad_clip=grad_clip, description=description)
 
 
 @torch.no_grad()

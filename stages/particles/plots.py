@@ -99,3 +99,60 @@ def task32_cases(cases: list[tuple[str, np.ndarray, np.ndarray, dict[str, np.nda
         ax.set_aspect("equal", adjustable="datalim")
         ax.legend(fontsize=6)
     return fig
+
+
+# ---------------------------------------------------------------- the evaluate stage's figures
+def _best_worst(err: np.ndarray) -> tuple[tuple[str, int], tuple[str, int]]:
+    return ("best", int(np.argmin(err))), ("worst", int(np.argmax(err)))
+
+
+def task2_figures(test: dict[str, np.ndarray], horizons: tuple[float, ...], preds: dict[str, np.ndarray], n: int,
+                  history: dict) -> dict[str, object]:
+    """The task-2 figures by file name; ``preds``: model name -> predictions with ``n`` training simulations."""
+    main = {lab: h for lab, h in history["mlp"].items() if lab.startswith(f"n={n} ")}
+    gnn = {f"gnn {lab}": h for lab, h in history["gnn"].items()}
+    panels = [(f"study: {g[6:].replace('_', ' ')} (MLP, t={horizons[0]:g})", runs)
+              for g, runs in history.items() if g.startswith("study_")]
+    err = ((preds["gnn"][:, -1] - test["targets"][:, -1]) ** 2).mean((1, 2))
+    cases = [(f"{which} test sim for the GNN ({model})", test["pos0"][i], test["targets"][i], preds[model][i],
+              test["charges"][i]) for which, i in _best_worst(err) for model in ("gnn", "mlp")]
+    return {
+        "task2_loss_curves.png": loss_curves([(f"MLP, {n} training sims (one per horizon)", main),
+                                              ("graph network (all horizons)", gnn)]),
+        "task2_studies.png": loss_curves(panels) if panels else note("studies disabled in params"),
+        "task2_trajectories.png": task2_trajectories(cases),
+    }
+
+
+def task31_figures(test: dict[str, np.ndarray], lstm: np.ndarray, least_squares: np.ndarray,
+                   history: dict) -> dict[str, object]:
+    q = test["charges"]
+    main_label, main_hist = next(iter(history["main"].items()))
+    panels = [("LSTM (" + main_label + ")", {"main": main_hist})]
+    if history.get("compare"):
+        panels.append(("optimizer comparison", history["compare"]))
+    err = ((lstm - q) ** 2).mean(1)
+    cases = [(f"{which} LSTM prediction (MSE {err[i]:.3g})", test["given"][i, :test["lengths"][i]], q[i], lstm[i])
+             for which, i in _best_worst(err)]
+    return {
+        "task31_loss_curves.png": loss_curves(panels),
+        "task31_charges.png": charge_scatter([("LSTM", q, lstm), ("least squares (force law)", q, least_squares)]),
+        "task31_best_worst.png": task31_cases(cases),
+    }
+
+
+def task32_figures(test: dict[str, np.ndarray], preds: dict[str, np.ndarray], models: list[str], err_of,
+                   test_mse: dict[str, float], history: dict) -> dict[str, object]:
+    """``models``: the learned ones; ``err_of(pred)``: per-sequence MSE; ``test_mse``: name -> test MSE."""
+    best = min(models, key=lambda k: test_mse[k])
+    cases = []
+    for which, i in _best_worst(err_of(preds[best])):
+        c = test["cont_lengths"][i]
+        shown = {k: preds[k][i, :c] for k in dict.fromkeys([models[0], best, "linear_extrapolation",
+                                                            "physics_rollout"])}
+        cases.append((f"{which} test case for {best}", test["given"][i, :test["lengths"][i]], test["cont"][i, :c],
+                      shown))
+    return {
+        "task32_loss_curves.png": loss_curves([("continuation roll-out", history.get("model", {}))]),
+        "task32_best_worst.png": task32_cases(cases),
+    }

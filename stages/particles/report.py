@@ -1,4 +1,4 @@
-"""The particles section of `phys-ml report`: our metrics beside the paper's numbers (no file I/O)."""
+"""The particles section of `phys-ml report`: our metrics (metrics.json) beside the paper's numbers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from phys_ml.stages.common.artifacts import read_json
 from phys_ml.stages.common.report import ReportSection, markdown_table
 
 from . import paper
@@ -90,6 +91,15 @@ def _task32(m: dict[str, Any]) -> str:
         f"the force law (charge MSE {m['physics_rollout_charge_mse']:.3g}); `gru_residual` learns the correction to "
         "linear extrapolation.\n",
     ])
+
+
+def report_section(data_dir: Path) -> ReportSection | None:
+    """The section from data_dir/particles/metrics.json and its figures; None before the evaluate stage ran."""
+    task_dir = Path(data_dir) / "particles"
+    path = task_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    return build_section(read_json(path), task_dir / "figures")
 
 
 def build_section(metrics: dict[str, Any], figures_dir: Path) -> ReportSection:

@@ -116,10 +116,18 @@ def test_training_runs_on_cuda():
     assert len(run.history["val_loss"]) == 1
 
 
-def test_gradient_clipping_clamps_each_element():
-    from phys_ml.stages.particles.fitting import clip_gradients
+def test_sequence_training_clips_in_the_shared_loop(monkeypatch):
+    """grad_clip reaches the shared loop (phys_ml.stages.common.training.fit), which does the clamping."""
+    from phys_ml.stages.particles import fitting
 
-    layer = torch.nn.Linear(3, 1)
-    clip_gradients(layer, 0.5)
-    (1000.0 * layer(torch.ones(4, 3))).sum().backward()
-    assert layer.weight.grad.abs().max() <= 0.5 and layer.bias.grad.abs().max() == 0.5
+    seen = []
+    real = fitting.fit
+    monkeypatch.setattr(fitting, "fit", lambda *a, **kw: seen.append(kw.get("grad_clip")) or real(*a, **kw))
+    traj = torch.cumsum(torch.randn(6, 12, 2), 1)
+    lengths = torch.tensor([12, 10, 9, 12, 11, 8])
+    seq = fitting.SeqData(traj, lengths, torch.zeros(6, 3), traj[:, :5], torch.full_like(lengths, 5))
+    fitting.train_continuation(seq, seq, cell="gru", residual=False, hidden=4, layers=1, fc=4, sample_dt=0.1,
+                               optimizer={"name": "sgd", "lr": 0.01}, epochs=1, batch_size=4, seed=0, grad_clip=0.5)
+    fitting.train_charge_lstm(seq, seq, hidden=4, fc=4, with_velocity=False, sample_dt=0.1,
+                              optimizer={"name": "sgd", "lr": 0.01}, epochs=1, batch_size=4, seed=0)
+    assert seen == [0.5, None]

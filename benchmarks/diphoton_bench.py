@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -23,23 +24,27 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=25_600, help="log-loss and KL batch (MMD/MDMM use 1000)")
     ap.add_argument("--losses", default="log,kl,mmd,mdmm")
+    ap.add_argument("--params", type=Path, default=Path(__file__).resolve().parents[1] / "params.yaml",
+                    help="diphoton.train of this file gives every setting the flags do not")
     args = ap.parse_args()
 
     from phys_ml.stages.diphoton import tfenv
 
     tfenv.setup(0, args.threads)
+    from phys_ml.stages.common.params import load_params
     from phys_ml.stages.diphoton.config import TrainConfig
     from phys_ml.stages.diphoton.training import Trainer, build_flow, sample_transformed
 
+    committed = load_params(args.params)["diphoton"]["train"]
     rng = np.random.default_rng(0)
     n = max(args.batch * args.steps, 20_000)
     mc = rng.standard_normal((n, 6)).astype(np.float32)
     data = (1.1 * rng.standard_normal((n, 6)) + 0.2).astype(np.float32)
     print(f"flow: {args.blocks} MAF blocks x {args.hidden}x{args.hidden}, threads {args.threads}")
     for loss in args.losses.split(","):
-        cfg = TrainConfig(epochs=1, max_steps_per_epoch=args.steps, n_blocks=args.blocks,
-                          hidden_units=[args.hidden, args.hidden], losses=[loss], batch_size=args.batch,
-                          kde_data_events=20_000, threads=args.threads)
+        cfg = TrainConfig(**{**committed, "epochs": 1, "max_steps_per_epoch": args.steps, "n_blocks": args.blocks,
+                             "hidden_units": [args.hidden, args.hidden], "losses": [loss], "batch_size": args.batch,
+                             "kde_data_events": 20_000, "threads": args.threads})
         trainer = Trainer(build_flow(cfg), loss, cfg, mc, data, mc[:2000], data[:2000])
         trainer.run()  # warm-up: traces the step
         wall, cpu = time.perf_counter(), time.process_time()

@@ -29,8 +29,8 @@ def bench(cfg: FlowConfig, device: torch.device, steps: int, repeats: int, n_sam
     prior = GaussianPrior.exponential(freyberg.active_centres(), np.log(5.0), 1.0, 1000.0)
     heads_mean, heads_sd = np.full((13, 25), 30.0), np.full((13, 25), 2.0)
     torch.manual_seed(0)
-    model = AmortizedPosterior(prior.mean, prior.cov, heads_mean, heads_sd, cfg.model.sizes(0)).to(device)
-    settings = cfg.train.settings(0.01)
+    model = AmortizedPosterior(prior.mean, prior.cov, heads_mean, heads_sd, cfg.sizes()).to(device)
+    settings = cfg.settings(0.01)
     batch = settings.batch_size
     gen = torch.Generator().manual_seed(0)
     z = torch.randn(batch, model.dim, device=device)

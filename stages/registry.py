@@ -10,6 +10,7 @@ from types import ModuleType
 from .common.errors import UserError
 from .common.report import ReportSection
 from .diphoton import pipeline as diphoton_pipeline
+from .diphoton import report as diphoton_report
 from .groundwater import pipeline as groundwater_pipeline
 from .groundwater import report as groundwater_report
 from .particles import pipeline as particles_pipeline
@@ -17,6 +18,7 @@ from .particles import report as particles_report
 from .rre import pipeline as rre_pipeline
 from .rre import report as rre_report
 from .thermo import pipeline as thermo_pipeline
+from .thermo import report as thermo_report
 
 STAGE_NAMES = ("generate", "train", "evaluate")
 
@@ -37,11 +39,11 @@ TASKS: dict[str, TaskInfo] = {
         TaskInfo("particles", "Charged-particle regression", "charged-particles-regression",
                  particles_pipeline, particles_report.report_section, ("task2", "task31", "task32")),
         TaskInfo("thermo", "Thermodynamic optimizers on the two-spiral problem",
-                 "thermodynamic-parameterization", thermo_pipeline, thermo_pipeline.report_section),
+                 "thermodynamic-parameterization", thermo_pipeline, thermo_report.report_section),
         TaskInfo("groundwater", "Freyberg groundwater model: amortized inference and ensemble smoother",
                  "groundwater-amortized-inference", groundwater_pipeline, groundwater_report.report_section, ("flow", "ies")),
         TaskInfo("diphoton", "Higgs diphoton conditional normalizing flow", "diphoton-cnf-mdmm",
-                 diphoton_pipeline, diphoton_pipeline.report_section),
+                 diphoton_pipeline, diphoton_report.report_section),
         TaskInfo("rre", "Richards-equation P-DL and its optimizers", "rre-pdl-optimizers",
                  rre_pipeline, rre_report.report_section),
     )

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .artifacts import read_json
+
 
 @dataclass
 class ReportSection:
@@ -42,3 +44,24 @@ def ratio(ours: float | None, paper: float | None) -> float | None:
     if ours is None or paper in (None, 0):
         return None
     return ours / paper
+
+
+def task_metrics(data_dir: Path, task: str) -> dict | None:
+    """``data_dir/<task>/metrics.json``, or None before the task's evaluate stage has run (no section then)."""
+    path = Path(data_dir) / task / "metrics.json"
+    return read_json(path) if path.is_file() else None
+
+
+def markdown_table_rows(markdown: str, header_start: str) -> list[list[str]]:
+    """The body rows (cells stripped) of the first Markdown table whose header row starts with ``| header_start``:
+    the inverse of `markdown_table`, for reading a report's numbers back."""
+    lines = markdown.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"| {header_start}")), None)
+    if start is None:
+        raise ValueError(f"no table whose header starts with {header_start!r}")
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows

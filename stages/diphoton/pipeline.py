@@ -1,51 +1,29 @@
-"""diphoton pipeline: generate (samples), train (four CNF trainings), evaluate (Table 1, ROC, figures).
+"""diphoton stages: generate (samples), train (four CNF trainings), evaluate (Table 1, ROC, figures).
 
-All file I/O of the task lives here. TensorFlow is imported only inside ``train`` and ``evaluate``, so importing
-this module (the CLI, the report) does not load it.
+Each stage reads (``store``), calls the science and writes; figures are built in ``plots``, the report section
+in ``report``. TensorFlow is imported only inside ``train`` and ``evaluate``, so importing this module (the CLI,
+the report) does not load it.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
-from pathlib import Path
-
 import numpy as np
-import pyarrow as pa
 
 from phys_ml.stages.common import artifacts
 from phys_ml.stages.common.config import parse_config
 from phys_ml.stages.common.context import StageContext
+from phys_ml.stages.common.divergence import Diverged
 from phys_ml.stages.common.errors import RunFailed, UserError
+from phys_ml.stages.common.figures import save_png
 from phys_ml.stages.common.progress import print_summary
-from phys_ml.stages.common.report import ReportSection
+from phys_ml.stages.common.timings import Stopwatch, record_timing
 
-from . import report as report_mod
+from . import store
 from .config import EvaluateConfig, GenerateConfig, TrainConfig
-from .events import (COLUMNS, FEATURES, UNITS, from_flow_space, reorder_by_pt, selection_mask, to_flow_space,
-                     to_physical_range, with_mass)
-
-TASK = "diphoton"
-SAMPLES = ("mc", "data")
-
-
-# ---- paths ------------------------------------------------------------------------------------------------
-def sample_path(task_dir: Path, name: str) -> Path:
-    return task_dir / f"{name}.parquet"
-
-
-def model_dir(task_dir: Path, loss: str) -> Path:
-    return task_dir / "models" / loss
-
-
-def _table(x6: np.ndarray, extra: dict | None = None) -> pa.Table:
-    cols = {name: pa.array(col.astype(np.float32)) for name, col in zip(COLUMNS, with_mass(x6).T)}
-    return pa.table({**(extra or {}), **cols})
-
-
-def read_sample(task_dir: Path, name: str) -> np.ndarray:
-    table, _ = artifacts.read_parquet(sample_path(task_dir, name), columns=list(FEATURES))
-    return np.column_stack([table[c].to_numpy() for c in FEATURES]).astype(np.float64)
+from .events import (FEATURES, from_flow_space, reorder_by_pt, selection_mask, to_flow_space, to_physical_range,
+                     with_mass)
+from .store import TASK, model_dir, read_sample
 
 
 # ---- generate ---------------------------------------------------------------------------------------------
@@ -68,8 +46,7 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
                 raise UserError(f"diphoton.generate.opendata.{name}_files: only {len(x)} events pass the selection")
             samples[name] = x[np.random.default_rng(cfg.seed).permutation(len(x))][:n]
     for name, x in samples.items():
-        artifacts.write_parquet(_table(x), sample_path(ctx.task_dir, name), task=TASK, stage="generate",
-                                seed=cfg.seed, params=cfg.model_dump(), extra={"sample": name, "units": UNITS})
+        store.write_sample(ctx.task_dir, name, x, seed=cfg.seed, params=cfg.model_dump())
     from .metrics import correlation_row
 
     rows = [(f"{name} events", len(x)) for name, x in samples.items()]
@@ -109,13 +86,13 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
     mc_tr, mc_val = split(mc, cfg.validation_fraction)
     data_tr, data_val = split(data, cfg.validation_fraction)
     sc = scaler(mc_tr, data_tr, cfg.log_pt)
-    artifacts.write_json(task_dir / "models" / "scaler.json", sc)
+    store.write_scaler(task_dir, sc)
     z = {k: _standardize(v, sc) for k, v in (("mc_tr", mc_tr), ("mc_val", mc_val), ("data_tr", data_tr),
                                             ("data_val", data_val))}
 
     from . import tfenv
 
-    rows = []
+    rows, watch, timing = [], Stopwatch(), {}
     for index, loss in enumerate(cfg.losses):
         tfenv.setup(cfg.seed + 1000 * index, cfg.threads)
         from .training import NonFinite, Trainer, build_flow
@@ -123,50 +100,26 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
         out = model_dir(task_dir, loss)
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        run_cfg = cfg.model_copy(update={"seed": cfg.seed + 1000 * index,
-                                         "epochs": cfg.epochs_for(loss)})
+        run_cfg = cfg.model_copy(update={"seed": cfg.seed + 1000 * index, "epochs": cfg.epochs_for(loss)})
         flow = build_flow(run_cfg)
         trainer = Trainer(flow, loss, run_cfg, z["mc_tr"], z["data_tr"], z["mc_val"], z["data_val"])
-        saver = _Saver(flow, trainer, out, run_cfg)
+        saver = store.CheckpointSaver(flow, trainer, out, run_cfg)
         ctx.console.print(f"diphoton train {loss}: {run_cfg.epochs} epochs x {trainer.steps_per_epoch} steps of "
                           f"{trainer.batch} events")
-        start = time.perf_counter()
         try:
-            history = trainer.run(on_epoch=saver, progress=_progress(ctx, loss))
+            with watch(loss):
+                history = trainer.run(on_epoch=saver, progress=_progress(ctx, loss))
         except NonFinite as exc:
             kept = f"epoch {exc.last_good}" if exc.last_good else "none: no finite epoch"
-            raise RunFailed(f"diphoton train {loss}: loss or gradients became NaN/inf at epoch {exc.epoch}; "
-                            f"stopped, last good checkpoint ({kept}) kept in {out}") from None
-        seconds = time.perf_counter() - start
-        artifacts.write_json(out / "history.json", _history_dict(history, loss, trainer))
+            raise Diverged(f"diphoton train {loss} diverged at epoch {exc.epoch}: {exc.reason}; stopped, last "
+                           f"good checkpoint ({kept}) kept in {out}; lower diphoton.train.lr_start") from None
+        store.write_history(task_dir, loss, _history_dict(history, loss, trainer))
         events = run_cfg.epochs * trainer.steps_per_epoch * trainer.batch
+        timing[loss] = {"wall_s": watch.seconds[loss], "events_per_s": round(events / watch.seconds[loss], 1)}
         rows.append((f"{loss}: final loss / val", f"{history.loss[-1]:.4g} / {history.val_loss[-1]:.4g}"))
-        rows.append((f"{loss}: time, events/s", f"{seconds:.1f} s, {events / seconds:.0f}"))
+        rows.append((f"{loss}: time, events/s", f"{watch.seconds[loss]:.1f} s, {events / watch.seconds[loss]:.0f}"))
+    record_timing(ctx.data_dir, TASK, "train", timing)
     print_summary(ctx.console, "diphoton train", rows)
-
-
-class _Saver:
-    """Checkpoint every ``checkpoint_every`` epochs and at the end (only finite epochs reach here).
-
-    TF checkpoint files ``ckpt/epoch-N.*``, then the pointer ``ckpt/latest.json`` (written atomically), then the
-    previous epoch's files are removed: a crash or a NaN leaves the last good checkpoint and its pointer. (No
-    tf.train.CheckpointManager: its state file holds timestamps, and artifacts must not.)"""
-
-    def __init__(self, flow, trainer, out: Path, cfg: TrainConfig):
-        import tensorflow as tf
-
-        self.cfg, self.dir, self.previous = cfg, out / "ckpt", None
-        self.ckpt = tf.train.Checkpoint(flow=flow, mdmm_lambda=trainer.lam)
-
-    def __call__(self, epoch: int, history) -> None:
-        if epoch % self.cfg.checkpoint_every == 0 or epoch == self.cfg.epochs:
-            prefix = f"epoch-{epoch}"
-            self.ckpt.write(str(self.dir / prefix))
-            artifacts.write_json(self.dir / "latest.json", {"epoch": epoch, "prefix": prefix})
-            if self.previous is not None:
-                for f in self.dir.glob(f"{self.previous}.*"):
-                    f.unlink()
-            self.previous = prefix
 
 
 def _progress(ctx: StageContext, loss: str):
@@ -183,33 +136,13 @@ def _history_dict(h, loss: str, trainer) -> dict:
             "steps_per_epoch": trainer.steps_per_epoch, "batch": trainer.batch}
 
 
-def load_flow(task_dir: Path, loss: str, cfg: TrainConfig):
-    """Rebuild a trained flow from its latest checkpoint."""
-    import tensorflow as tf
-
-    from .training import build_flow
-
-    out = model_dir(task_dir, loss)
-    pointer = out / "ckpt" / "latest.json"
-    if not pointer.is_file():
-        raise UserError(f"{out} has no checkpoint: run 'phys-ml train diphoton' first")
-    flow = build_flow(cfg)
-    lam = tf.Variable(0.0, dtype=tf.float32, trainable=False)
-    prefix = str(out / "ckpt" / artifacts.read_json(pointer)["prefix"])
-    try:
-        tf.train.Checkpoint(flow=flow, mdmm_lambda=lam).read(prefix).assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as exc:
-        raise UserError(f"{prefix} does not match diphoton.train (n_blocks, hidden_units): "
-                        f"{type(exc).__name__}; retrain") from None
-    return flow
-
-
 # ---- evaluate ---------------------------------------------------------------------------------------------
 def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     cfg = parse_config(EvaluateConfig, ctx.params, "diphoton.evaluate")
     tcfg = parse_config(TrainConfig, ctx.params, "diphoton.train")
+    source = parse_config(GenerateConfig, ctx.params, "diphoton.generate").source
     task_dir = ctx.task_dir
-    sc = artifacts.read_json(task_dir / "models" / "scaler.json")
+    sc = store.read_scaler(task_dir)
     mc_tr, mc_val = split(read_sample(task_dir, "mc"), tcfg.validation_fraction)
     data_tr, data_val = split(read_sample(task_dir, "data"), tcfg.validation_fraction)
     pt_max = float(max(mc_tr[:, 0].max(), data_tr[:, 0].max()))
@@ -223,41 +156,36 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
 
     tfenv.setup(cfg.seed, cfg.threads)
     from .classifier import discriminate
-    from .metrics import correlation_row, correlation_stderr, wasserstein_per_feature
+    from .metrics import build_metrics, correlation_row, correlation_stderr, wasserstein_per_feature
+    from .plots import all_figures
     from .training import sample_transformed
 
     samples = {"data": data_val, "mc": mc_val}
     histories, swapped, outside, capped, wrapped = {}, {}, {}, {}, {}
     for index, loss in enumerate(tcfg.losses):
-        flow = load_flow(task_dir, loss, tcfg)
-        gen = sample_transformed(flow, _standardize(mc_val, sc), seed=cfg.seed + index)
-        x = _unstandardize(gen, sc)
+        flow = store.load_flow(task_dir, loss, tcfg)
+        x = _unstandardize(sample_transformed(flow, _standardize(mc_val, sc), seed=cfg.seed + index), sc)
         if not np.all(np.isfinite(x)):
             raise RunFailed(f"diphoton evaluate: the {loss} model produced non-finite events")
         if cfg.physical_range:
             x, capped[loss], wrapped[loss] = to_physical_range(x, pt_max)
         samples[loss], swapped[loss] = reorder_by_pt(x)
         outside[loss] = float(1.0 - selection_mask(samples[loss]).mean())
-        histories[loss] = artifacts.read_json(model_dir(task_dir, loss) / "history.json")
+        histories[loss] = store.read_history(task_dir, loss)
     models = list(tcfg.losses)
-
-    tables = [_table(samples[k], {"sample": pa.array([k] * len(samples[k]))}) for k in samples]
-    artifacts.write_parquet(pa.concat_tables(tables), task_dir / "transformed.parquet", task=TASK,
-                            stage="evaluate", seed=cfg.seed, params=cfg.model_dump(), extra={"units": UNITS})
+    store.write_transformed(task_dir, samples, seed=cfg.seed, params=cfg.model_dump())
 
     # Table 1, 1-D distances (in units of the data std), classifier AUCs
     corr = {k: correlation_row(v) for k, v in samples.items()}
     data_std = with_mass(data_val).std(0)
     w1 = {k: wasserstein_per_feature(samples[k], data_val, data_std) for k in ["mc", *models]}
     half = len(data_val) // 2
-    rocs = {"shuffled data": discriminate(data_val[:half], data_val[half:], tuple(cfg.classifier_hidden),
-                                          cfg.classifier_epochs, cfg.classifier_batch, cfg.seed)}
+    classifier = (tuple(cfg.classifier_hidden), cfg.classifier_epochs, cfg.classifier_batch, cfg.seed)
+    rocs = {"shuffled data": discriminate(data_val[:half], data_val[half:], *classifier)}
     for k in ["mc", *models]:
-        rocs[k] = discriminate(data_val[:half], samples[k][:half], tuple(cfg.classifier_hidden),
-                               cfg.classifier_epochs, cfg.classifier_batch, cfg.seed)
-    source = parse_config(GenerateConfig, ctx.params, "diphoton.generate").source
-    metrics = report_mod.build_metrics(corr, w1, {k: r["auc"] for k, r in rocs.items()}, histories, models, source,
-                                       len(data_val), correlation_stderr(data_val, seed=cfg.seed))
+        rocs[k] = discriminate(data_val[:half], samples[k][:half], *classifier)
+    metrics = build_metrics(corr, w1, {k: r["auc"] for k, r in rocs.items()}, histories, models, source,
+                            len(data_val), correlation_stderr(data_val, seed=cfg.seed))
     metrics["transformed"] = {"swapped_fraction": swapped, "outside_selection_fraction": outside,
                               "pt_capped_fraction": capped, "phi_wrapped_fraction": wrapped,
                               "physical_range": cfg.physical_range}
@@ -265,14 +193,14 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                         "hidden_units": tcfg.hidden_units,
                         "batch_size": tcfg.batch_size, "batch_size_mmd": tcfg.batch_size_mmd,
                         "mmd_form": tcfg.mmd_form, "mmd_sigma": tcfg.mmd_sigma, "log_pt": tcfg.log_pt,
-                        "mdmm_epsilon_rel": tcfg.mdmm_epsilon_rel}
+                        "mdmm_epsilon_rel": tcfg.mdmm_epsilon_rel,
+                        "cost": {k: {"epochs": len(h["epoch"]), "steps_per_epoch": h["steps_per_epoch"],
+                                     "batch": h["batch"]} for k, h in histories.items()}}
     artifacts.write_json(task_dir / "metrics.json", metrics)
-    report_mod.make_figures(task_dir / "figures", samples, rocs, histories, cfg.hist_bins)
+    for name, fig in all_figures(samples, rocs, histories, cfg.hist_bins).items():
+        save_png(fig, task_dir / "figures" / name)
     rows = [(f"AUC {k}", r["auc"]) for k, r in rocs.items()]
     rows += [(f"max |dr| {k}", metrics["corr_max_abs_diff"][k]) for k in ["mc", *models]]
     rows.append(("1 sigma of a difference (largest pair)", max(metrics["corr_diff_noise"].values())))
     print_summary(ctx.console, "diphoton evaluate", rows)
 
-
-def report_section(data_dir: Path) -> ReportSection | None:
-    return report_mod.section(Path(data_dir) / TASK)

@@ -16,17 +16,20 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
+from phys_ml.stages.common.divergence import DivergenceGuard  # noqa: E402
+
 from . import losses  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .flow import ConditionalMAF  # noqa: E402
 
 
 class NonFinite(Exception):
-    """The loss or the weights became NaN/inf; ``epoch`` is where, ``last_good`` the last finite epoch."""
+    """The run diverged: a step's loss or gradients became NaN/inf, or the validation loss broke the shared
+    divergence rule; ``epoch`` is where, ``last_good`` the last good epoch, ``reason`` what happened."""
 
-    def __init__(self, epoch: int, last_good: int):
-        super().__init__(f"non-finite loss at epoch {epoch}")
-        self.epoch, self.last_good = epoch, last_good
+    def __init__(self, epoch: int, last_good: int, reason: str):
+        super().__init__(f"diverged at epoch {epoch}: {reason}")
+        self.epoch, self.last_good, self.reason = epoch, last_good, reason
 
 
 @dataclass
@@ -141,20 +144,21 @@ class Trainer:
     def run(self, on_epoch: Callable[[int, History], None] | None = None,
             progress: Callable[[int, int], None] | None = None) -> History:
         h, last_good = self.history, 0
+        guard = DivergenceGuard(f"diphoton train {self.loss}")  # the shared rule, on the validation loss
         for epoch in range(1, self.cfg.epochs + 1):
             sums = np.zeros(3)
             for x_c, x_ref, z in self._pairs(self.mc, self.data, self.steps_per_epoch):
                 total, l1, l2, finite = self._step(x_c, x_ref, z)
                 if not bool(finite):
-                    raise NonFinite(epoch, last_good)
+                    raise NonFinite(epoch, last_good, "a training step's loss or gradients became NaN/inf")
                 sums += [float(total), float(l1), float(l2)]
                 if self.loss == "mdmm":  # gradient ascent on lambda (Platt & Barr 1987)
                     self.lam.assign(losses.mdmm_lambda_step(float(self.lam), float(l2), self.history.epsilon,
                                                             self.cfg.mdmm_lambda_lr))
             mean = sums / self.steps_per_epoch
             val = self.validation_loss()
-            if not np.isfinite(val):
-                raise NonFinite(epoch, last_good)
+            if guard.diverged(val):  # (the epoch is named by the caller)
+                raise NonFinite(epoch, last_good, f"validation {guard.reason}")
             h.epoch.append(epoch)
             h.loss.append(float(mean[0]))
             h.val_loss.append(val)

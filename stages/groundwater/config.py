@@ -102,9 +102,6 @@ class FlowModelConfig(Config):
     conv_channels: int = Field(ge=1)
     elementwise: bool = Field(description="a conditional elementwise affine layer before the couplings (ours)")
 
-    def sizes(self, mask_seed: int) -> FlowSizes:
-        return FlowSizes(mask_seed=mask_seed, **self.model_dump())
-
 
 class FlowTrainConfig(Config):
     epochs: int = Field(ge=1, description="at most this many epochs")
@@ -118,9 +115,6 @@ class FlowTrainConfig(Config):
     min_steps: int = Field(ge=1, le=N_STEPS, description="shortest record kept by random truncation")
     truncate_prob: float = Field(ge=0, le=1, description="share of pairs truncated to fewer steps")
     drop_well_prob: float = Field(ge=0, lt=1, description="chance that a well is left out of a pair")
-
-    def settings(self, noise_sd: float) -> TrainSettings:
-        return TrainSettings(noise_sd=noise_sd, **self.model_dump())
 
 
 class FlowEvaluateConfig(Config):
@@ -146,3 +140,11 @@ class FlowConfig(Config):
     model: FlowModelConfig
     train: FlowTrainConfig
     evaluate: FlowEvaluateConfig
+
+    def sizes(self) -> FlowSizes:
+        """The architecture, its coupling masks drawn from the flow's seed."""
+        return FlowSizes(mask_seed=self.seed, **self.model.model_dump())
+
+    def settings(self, noise_sd: float) -> TrainSettings:
+        """The training settings, with the observation noise of the generated data."""
+        return TrainSettings(noise_sd=noise_sd, **self.train.model_dump())

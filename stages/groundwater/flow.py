@@ -38,20 +38,20 @@ from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
 
 @dataclass(frozen=True)
 class FlowSizes:
-    """Architecture sizes (params: groundwater.flow.model)."""
+    """Architecture sizes (params: groundwater.flow.model, whose config carries the bounds)."""
 
-    n_affine: int = 5  # cACL layers
-    n_spline: int = 5  # cSL layers, alternating with the affine ones (affine first)
-    hidden: int = 128  # width of every coupling sub-network (two hidden layers)
-    bins: int = 8  # spline bins
-    spline_bound: float = 5.0  # the spline is the identity outside [-bound, bound] (z is whitened)
-    coupling_dims: int | None = 128  # leading whitened coordinates the couplings act on (None: all)
-    rest: str = "prior"  # the other coordinates: "prior" (N(0, I), no parameters) or "diagonal" (N(mu(c), s(c)^2))
-    dropout: float = 0.05
-    summary_dim: int = 64
-    conv_channels: int = 64
-    mask_seed: int = 0  # seed of the random half-masks of the coupling layers
-    elementwise: bool = True  # a conditional elementwise affine layer first (ours: a Gaussian start for the flow)
+    n_affine: int  # cACL layers
+    n_spline: int  # cSL layers, alternating with the affine ones (affine first)
+    hidden: int  # width of every coupling sub-network (two hidden layers)
+    bins: int  # spline bins
+    spline_bound: float  # the spline is the identity outside [-bound, bound] (z is whitened)
+    coupling_dims: int | None  # leading whitened coordinates the couplings act on (None: all)
+    rest: str  # the other coordinates: "prior" (N(0, I), no parameters) or "diagonal" (N(mu(c), s(c)^2))
+    dropout: float
+    summary_dim: int
+    conv_channels: int
+    mask_seed: int  # seed of the random half-masks of the coupling layers
+    elementwise: bool  # a conditional elementwise affine layer first (ours: a Gaussian start for the flow)
 
 
 class ReLUDropout(nn.Sequential):

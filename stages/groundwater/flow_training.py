@@ -26,18 +26,20 @@ from .flow import AmortizedPosterior
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int = 300
-    batch_size: int = 120
-    lr: float = 1e-3
-    lr_decay: float = 0.95
-    decay_epochs: float = 10.0
-    weight_decay: float = 0.0
-    grad_clip: float = 10.0
-    patience: int = 30
-    noise_sd: float = 0.01
-    min_steps: int = 20
-    truncate_prob: float = 0.5
-    drop_well_prob: float = 0.0
+    """Training settings (params: groundwater.flow.train, whose config carries the bounds and meanings)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_decay: float
+    decay_epochs: float
+    weight_decay: float
+    grad_clip: float
+    patience: int
+    noise_sd: float  # sd of the noise added to the simulated heads (groundwater.generate.noise_sd)
+    min_steps: int
+    truncate_prob: float
+    drop_well_prob: float
 
 
 class NonFiniteLoss(RuntimeError):

@@ -101,6 +101,15 @@ class IESResult:
     n_failed: int = 0
     stop_reason: str = ""
 
+    def summary(self, key: str) -> dict:
+        """Flat ``<key>_...`` counts of the run and its last iteration, for the stage's ies.json."""
+        last = self.history[-1]
+        return {f"{key}_n_runs": self.n_runs, f"{key}_n_failed": self.n_failed, f"{key}_iterations": last.iteration,
+                f"{key}_final_mean_phi": last.mean_phi_actual, f"{key}_final_phi_mean": last.mean_phi,
+                f"{key}_final_phi_sd": last.sd_phi, f"{key}_final_phi_min": last.min_phi,
+                f"{key}_final_phi_max": last.max_phi, f"{key}_final_lnk_sd_mean": round(last.lnk_sd_mean, 4),
+                f"{key}_final_lnk_sd_collapsed": round(last.lnk_sd_collapsed, 4), f"{key}_stop": self.stop_reason}
+
 
 def gaspari_cohn(r: np.ndarray, length: float) -> np.ndarray:
     """Gaspari & Cohn (1999) fifth-order taper of distance ``r``: 1 at 0, 0 beyond 2 x ``length``."""

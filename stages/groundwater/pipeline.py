@@ -26,13 +26,10 @@ from .config import FlowConfig, GenerateConfig, IESConfig, ModelConfig, PriorCon
 from .flow import AmortizedPosterior, n_parameters
 from .flow_training import NonFiniteLoss, TrainState, train as train_flow_model
 from .ies import distance_taper, run_ies
-from .mf6 import failed_outside_model, find_mf6, mf6_version
+from .mf6 import find_mf6, mf6_version
 from .prior import GaussianPrior
-from .runner import open_runner, runner_settings
+from .runner import checked_forward, open_runner, runner_settings
 from .store import REFERENCES, TASK
-
-WHICH_MF6 = "check mf6 with `phys-ml groundwater which-mf6`"
-
 
 def _configs(ctx: StageContext) -> tuple[ModelConfig, GenerateConfig]:
     model = parse_config(ModelConfig, ctx.params, f"{TASK}.model")
@@ -42,18 +39,6 @@ def _configs(ctx: StageContext) -> tuple[ModelConfig, GenerateConfig]:
 
 def _prior(cfg: PriorConfig) -> GaussianPrior:
     return GaussianPrior.exponential(freyberg.active_centres(), cfg.mean, cfg.variance, cfg.length)
-
-
-def _forward(pool, what: str):
-    """lnk -> (heads (n, 325), ok): a run that failed outside the model (mf6 crashed, timed out) stops the stage."""
-    def forward(lnk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        heads, ok, reasons = pool.run(lnk)
-        bad = sorted({r for r in reasons if failed_outside_model(r)})
-        if bad:
-            raise RunFailed(f"{what}: MODFLOW runs failed outside the model ({', '.join(bad)}); {WHICH_MF6} "
-                            "and rerun")
-        return store.to_obs(heads), ok
-    return forward
 
 
 def generate(ctx: StageContext, subtask: str | None = None) -> None:
@@ -76,14 +61,7 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; rerun resumes from {chunks.folder} ({chunks.n_kept()} of "
                           f"{len(chunks.chunks)} chunks kept)") from None
-    table = chunks.read_all()
-    reasons = table.column("reason").to_pylist()
-    outside = store.failure_counts([r for r in reasons if failed_outside_model(r)])
-    if outside or any(map(failed_outside_model, ref_reasons)):
-        n_bad = sum(outside.values())
-        raise RunFailed(f"{n_bad} of {cfg.n_sims} simulations failed outside the model ({outside or ref_reasons}); "
-                        f"{WHICH_MF6} and rerun: the chunks in {chunks.folder} with such failures are run again, "
-                        f"the {chunks.n_kept()} others reused")
+    table = chunks.read_checked(ref_reasons)
     if not ref_ok.all():
         raise RunFailed(f"a reference field did not run: {ref_reasons}")
     ok = table.column("ok").to_numpy(zero_copy_only=False)
@@ -92,9 +70,7 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
     if good.num_rows <= cfg.n_train + cfg.n_val:
         raise RunFailed(f"only {good.num_rows} of {cfg.n_sims} simulations succeeded: too few for the splits")
     split = store.assign_splits(good.num_rows, cfg.n_train, cfg.n_val)
-    layout = {"units": store.UNITS, "heads_shape": list(store.HEADS_SHAPE),
-              "heads_layout": "well-major: index = well * 25 + period", "noise_sd": cfg.noise_sd,
-              "obs_cells": freyberg.OBS_CELLS}
+    layout = store.layout(cfg.noise_sd)
     extra = {**layout, "noise": "heads are noise-free; add N(0, noise_sd^2) for observations",
              "n_failed": int((~ok).sum()), "failed_sim_ids": failed.column("sim_id").to_pylist(),
              "failure_reasons": failures, "mf6_version": mf6_version(exe)}
@@ -137,7 +113,7 @@ def _ies(ctx: StageContext) -> None:
     watch = Stopwatch()
     try:
         with open_runner(model_cfg, exe) as pool:
-            forward = _forward(pool, f"{TASK} ies")
+            forward = checked_forward(pool, f"{TASK} ies")
             for setting in cfg.localization:
                 xy = freyberg.active_centres()
                 wells = np.repeat(xy[freyberg.obs_active_positions()], store.N_TIMES, axis=0)
@@ -152,14 +128,7 @@ def _ies(ctx: StageContext) -> None:
                                           f"{TASK} ies {s} {n}: {rec.line()}", highlight=False))
                     store.write_ensemble(store.ensemble_path(staging, setting, name), res, seed=cfg.seed,
                                          params=params, extra={"reference": name, "localization": setting})
-                    last, key = res.history[-1], f"{setting}_{name}"
-                    summary.update({f"{key}_n_runs": res.n_runs, f"{key}_n_failed": res.n_failed,
-                                    f"{key}_iterations": last.iteration, f"{key}_final_mean_phi": last.mean_phi_actual,
-                                    f"{key}_final_phi_mean": last.mean_phi, f"{key}_final_phi_sd": last.sd_phi,
-                                    f"{key}_final_phi_min": last.min_phi, f"{key}_final_phi_max": last.max_phi,
-                                    f"{key}_final_lnk_sd_mean": round(last.lnk_sd_mean, 4),
-                                    f"{key}_final_lnk_sd_collapsed": round(last.lnk_sd_collapsed, 4),
-                                    f"{key}_stop": res.stop_reason})
+                    summary.update(res.summary(f"{setting}_{name}"))
     except KeyboardInterrupt:
         shutil.rmtree(staging, ignore_errors=True)
         raise Interrupted(f"interrupted; {out_dir} is unchanged and the smoother keeps no partial results: "
@@ -190,22 +159,22 @@ def _train_flow(ctx: StageContext) -> None:
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = AmortizedPosterior(prior.mean, prior.cov, heads_tr.mean(0), np.maximum(heads_tr.std(0), 1e-3),
-                               cfg.model.sizes(cfg.seed)).to(device)
-    settings = cfg.train.settings(gen_cfg.noise_sd)
+                               cfg.sizes()).to(device)
+    settings = cfg.settings(gen_cfg.noise_sd)
     tensor = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
     with torch.no_grad():
         z_tr, z_va = model.whitening(tensor(lnk_tr)), model.whitening(tensor(lnk_va))
     params = {"flow": cfg.model_dump(), "prior": gen_cfg.prior.model_dump(), "noise_sd": gen_cfg.noise_sd}
-    fingerprint = store.data_fingerprint({"flow": params["flow"], "prior": params["prior"]}, lnk_tr, heads_tr)
-    ckpt = ctx.task_dir / store.CHECKPOINT_FILE
-    saved, note = store.load_checkpoint(ckpt, fingerprint)
+    ckpt = store.FlowCheckpoint(ctx.task_dir / store.CHECKPOINT_FILE, store.data_fingerprint(
+        {"flow": params["flow"], "prior": params["prior"]}, lnk_tr, heads_tr))
+    saved, note = ckpt.load()
     if note:
         ctx.console.print(f"{TASK} flow: {note}", highlight=False)
     state = TrainState.from_dict(saved) if saved else None
     resumed = state.epoch if state else 0
 
     def on_epoch(s: TrainState) -> None:
-        store.save_checkpoint(ckpt, fingerprint, s.to_dict())
+        ckpt.save(s.to_dict())
         last = s.history[-1]
         if s.epoch == 1 or s.epoch % max(1, settings.epochs // 10) == 0:
             ctx.console.print(f"{TASK} flow: epoch {s.epoch} train {last['train_loss']:.2f} val "
@@ -219,11 +188,10 @@ def _train_flow(ctx: StageContext) -> None:
                                      state=state, on_epoch=on_epoch,
                                      progress=lambda r: track(r, f"{TASK}: flow epochs", total=len(r)))
     except NonFiniteLoss as exc:
-        kept = f"; last good checkpoint kept at {ckpt}" if ckpt.is_file() else ""
+        kept = f"; last good checkpoint kept at {ckpt.path}" if ckpt.path.is_file() else ""
         raise RunFailed(f"{TASK} flow training stopped: {exc}{kept}") from None
     except KeyboardInterrupt:
-        done = store.load_checkpoint(ckpt, fingerprint)[0]
-        raise Interrupted(f"interrupted; rerun resumes from {ckpt} (epoch {done['epoch'] if done else 0} of "
+        raise Interrupted(f"interrupted; rerun resumes from {ckpt.path} (epoch {ckpt.epochs_done()} of "
                           f"{settings.epochs} done)") from None
     extra = {"params": params, "best_epoch": state.best_epoch, "best_val_loss": state.best_val,
              "units": store.UNITS, "obs_cells": freyberg.OBS_CELLS}
@@ -238,7 +206,7 @@ def _train_flow(ctx: StageContext) -> None:
     wall = watch.seconds["train_wall_s"]
     record_timing(ctx.data_dir, TASK, "train-flow", {"train_wall_s": wall,
                                                       "s_per_epoch": round(wall / max(1, state.epoch - resumed), 3)})
-    ckpt.unlink(missing_ok=True)
+    ckpt.remove()
     print_summary(ctx.console, f"{TASK} train flow", summary)
 
 
@@ -263,22 +231,19 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     metrics: dict = {"generate_n_ok": gen["n_ok"], "generate_n_failed": gen["n_failed"]}
     metrics.update(evaluation.prior_metrics(_prior(gen_cfg.prior), gen_cfg.seed, refs))
     figs: dict = {}
-    settings = [s for s in str(artifacts.read_json(ctx.task_dir / "ies.json").get("settings", "")).split(",") if s]
     histories, ies_heads = {}, {}
-    for setting in settings:
-        for name in REFERENCES:
-            lnk, heads, is_base, meta = store.read_ensemble(ctx.task_dir, name, setting)
-            m, f = evaluation.smoother_metrics(setting, name, lnk, heads, is_base, meta, refs[name])
-            metrics.update(m)
-            figs.update(f)
-            histories[f"{setting} {name}"] = meta["history"]
-            ies_heads[name] = heads[~is_base]  # the last setting's, drawn beside the flow's
+    for (setting, name), (lnk, heads, is_base, meta) in store.read_ensembles(ctx.task_dir).items():
+        m, f = evaluation.smoother_metrics(setting, name, lnk, heads, is_base, meta, refs[name])
+        metrics.update(m)
+        figs.update(f)
+        histories[f"{setting} {name}"] = meta["history"]
+        ies_heads[name] = heads[~is_base]  # the last setting's, drawn beside the flow's
     if histories:
         figs["ies_history.png"] = plots.ies_history(histories)
     model, _ = store.load_model(ctx.task_dir / store.MODEL_FILE)
     watch = Stopwatch()
     with open_runner(model_cfg, find_mf6(model_cfg.mf6)) as runner:
-        predictive = _forward(runner, f"{TASK} evaluate (posterior predictive heads)")
+        predictive = checked_forward(runner, f"{TASK} evaluate (posterior predictive heads)")
         for r, name in enumerate(REFERENCES):
             m, f = evaluation.flow_reference_metrics(model, flow_cfg, r, name, refs[name], ies_heads.get(name),
                                                      predictive, watch)

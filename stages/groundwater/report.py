@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from phys_ml.stages.common import artifacts
-from phys_ml.stages.common.report import ReportSection, markdown_table
+from phys_ml.stages.common.report import ReportSection, markdown_table, task_metrics
 
 from . import paper
 from .store import REFERENCES, TASK
@@ -164,10 +164,9 @@ def figures(data_dir: Path, m: dict) -> list[Path]:
 
 def report_section(data_dir: Path) -> ReportSection | None:
     """The groundwater section, or None before `phys-ml evaluate groundwater` has run."""
-    path = Path(data_dir) / TASK / "metrics.json"
-    if not path.is_file():
+    m = task_metrics(data_dir, TASK)
+    if m is None:
         return None
-    m = artifacts.read_json(path)
     flow_train_path = Path(data_dir) / TASK / "flow_train.json"
     flow_train = artifacts.read_json(flow_train_path) if flow_train_path.is_file() else None
     tables = "".join(f"**Table 1, test #{r + 1} ({name})**\n\n" + markdown_table(TABLE1_HEADERS, table1_rows(m, name))

@@ -30,10 +30,12 @@ from typing import Protocol
 
 import numpy as np
 
-from phys_ml.stages.common.errors import UserError
+from phys_ml.stages.common.errors import RunFailed, UserError
 
 from . import freyberg
+from .mf6 import WHICH_MF6, failed_outside_model
 from .simulate import ModelPool
+from .store import to_obs
 
 RUNNER_ENV = "PHYS_ML_GW_RUNNER"
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -96,3 +98,17 @@ def open_runner(model_cfg, exe: Path, scenario: freyberg.Scenario = freyberg.Sce
     return DaskRunner(exe if settings.scheduler_address is None else model_cfg.mf6, model_cfg.n_workers,
                       scenario=scenario, timeout=model_cfg.timeout_s, retries=retries,
                       address=settings.scheduler_address, source=settings.source)
+
+
+def checked_forward(runner: Runner, what: str):
+    """The forward model of the smoother and the predictive checks: lnk (n, 706) -> (heads (n, 325) well-major,
+    ok (n,)). A run that failed outside the model (mf6 crashed, timed out) stops the stage: it says nothing
+    about the field."""
+    def forward(lnk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        heads, ok, reasons = runner.run(lnk)
+        bad = sorted({r for r in reasons if failed_outside_model(r)})
+        if bad:
+            raise RunFailed(f"{what}: MODFLOW runs failed outside the model ({', '.join(bad)}); {WHICH_MF6} "
+                            "and rerun")
+        return to_obs(heads), ok
+    return forward

@@ -25,7 +25,7 @@ from phys_ml.stages.common import artifacts
 from phys_ml.stages.common.errors import RunFailed, UserError
 
 from . import freyberg
-from .mf6 import failed_outside_model
+from .mf6 import WHICH_MF6, failed_outside_model
 
 TASK = "groundwater"
 N_OBS_CELLS, N_TIMES = len(freyberg.OBS_CELLS), freyberg.N_PERIODS
@@ -41,6 +41,12 @@ HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr")
 
 MODEL_FILE = Path("models") / "flow.pt"
 CHECKPOINT_FILE = "flow_checkpoint.pt"
+
+
+def layout(noise_sd: float) -> dict:
+    """What the heads columns hold, for the metadata of the simulation and reference tables."""
+    return {"units": UNITS, "heads_shape": list(HEADS_SHAPE), "heads_layout": "well-major: index = well * 25 + period",
+            "noise_sd": noise_sd, "obs_cells": freyberg.OBS_CELLS}
 
 
 def to_obs(heads: np.ndarray) -> np.ndarray:
@@ -96,6 +102,17 @@ class ChunkStore:
         ids = table.column("sim_id").to_numpy()
         if not np.array_equal(ids, np.arange(len(ids))):
             raise RunFailed(f"simulation chunks in {self.folder} are inconsistent (duplicate or missing sim_ids)")
+        return table
+
+    def read_checked(self, ref_reasons: list[str]) -> pa.Table:
+        """`read_all`, after checking that no run (nor a reference run) failed outside the model: such a failure
+        says nothing about the field, so the stage stops and a rerun after the fix runs those chunks again."""
+        table = self.read_all()
+        outside = failure_counts([r for r in table.column("reason").to_pylist() if failed_outside_model(r)])
+        if outside or any(map(failed_outside_model, ref_reasons)):
+            raise RunFailed(f"{sum(outside.values())} of {table.num_rows} simulations failed outside the model "
+                            f"({outside or ref_reasons}); {WHICH_MF6} and rerun: the chunks in {self.folder} with "
+                            f"such failures are run again, the {self.n_kept()} others reused")
         return table
 
 
@@ -170,6 +187,12 @@ def read_ensemble(task_dir: Path, name: str, setting: str) -> tuple[np.ndarray, 
             table.column("is_base").to_numpy(zero_copy_only=False), meta)
 
 
+def read_ensembles(task_dir: Path) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray, dict]]:
+    """Every ensemble the last `ies` run wrote (its settings are in ies.json), keyed (setting, reference)."""
+    settings = [s for s in str(artifacts.read_json(task_dir / "ies.json").get("settings", "")).split(",") if s]
+    return {(setting, name): read_ensemble(task_dir, name, setting) for setting in settings for name in REFERENCES}
+
+
 # ---------------------------------------------------------------- the amortized posterior
 def save_model(model, path: Path, extra: dict) -> None:
     artifacts.save_torch({"sizes": vars(model.sizes), "dim": model.dim, "n_wells": N_OBS_CELLS, "n_steps": N_TIMES,
@@ -209,18 +232,31 @@ def data_fingerprint(params: dict, *arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def save_checkpoint(path: Path, fingerprint: str, state: dict) -> None:
-    artifacts.save_torch({"fingerprint": fingerprint, "state": state}, path)
+class FlowCheckpoint:
+    """The flow's training state after each epoch, resumed only by the run it belongs to (``fingerprint``: of
+    its params and data, `data_fingerprint`). Writes are atomic, so an unreadable file is a foreign one."""
 
+    def __init__(self, path: Path, fingerprint: str):
+        self.path, self.fingerprint = path, fingerprint
 
-def load_checkpoint(path: Path, fingerprint: str) -> tuple[dict | None, str]:
-    """(the saved training state, or None, and a line saying what happened)."""
-    if not path.is_file():
-        return None, ""
-    try:
-        blob = artifacts.load_torch(path)
-    except Exception:  # noqa: BLE001 - an unreadable checkpoint restarts (writes are atomic, so it is foreign)
-        blob = None
-    if not isinstance(blob, dict) or blob.get("fingerprint") != fingerprint:
-        return None, f"{path} belongs to other params or data; starting afresh"
-    return blob["state"], f"resuming after epoch {blob['state']['epoch']} from {path}"
+    def save(self, state: dict) -> None:
+        artifacts.save_torch({"fingerprint": self.fingerprint, "state": state}, self.path)
+
+    def load(self) -> tuple[dict | None, str]:
+        """(the saved training state, or None, and a line saying what happened)."""
+        if not self.path.is_file():
+            return None, ""
+        try:
+            blob = artifacts.load_torch(self.path)
+        except Exception:  # noqa: BLE001 - restart on anything unreadable
+            blob = None
+        if not isinstance(blob, dict) or blob.get("fingerprint") != self.fingerprint:
+            return None, f"{self.path} belongs to other params or data; starting afresh"
+        return blob["state"], f"resuming after epoch {blob['state']['epoch']} from {self.path}"
+
+    def epochs_done(self) -> int:
+        state = self.load()[0]
+        return state["epoch"] if state else 0
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from phys_ml.stages.common.artifacts import read_json
-from phys_ml.stages.common.report import ReportSection, markdown_table
+from phys_ml.stages.common.report import ReportSection, markdown_table, task_metrics
 
 from . import paper
 
@@ -95,11 +94,8 @@ def _task32(m: dict[str, Any]) -> str:
 
 def report_section(data_dir: Path) -> ReportSection | None:
     """The section from data_dir/particles/metrics.json and its figures; None before the evaluate stage ran."""
-    task_dir = Path(data_dir) / "particles"
-    path = task_dir / "metrics.json"
-    if not path.is_file():
-        return None
-    return build_section(read_json(path), task_dir / "figures")
+    metrics = task_metrics(data_dir, "particles")
+    return None if metrics is None else build_section(metrics, Path(data_dir) / "particles" / "figures")
 
 
 def build_section(metrics: dict[str, Any], figures_dir: Path) -> ReportSection:

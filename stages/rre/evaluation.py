@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .model import PsiNet
+from .soil import theta
 
 
 def relative_l2(pred: np.ndarray, true: np.ndarray) -> float:
@@ -80,3 +81,54 @@ def truth_residual(psi: np.ndarray, spacing: tuple[float, float, float], dt: flo
          "psi_xx": d2(core, 1, dx), "psi_yy": d2(core, 2, dy), "psi_zz": d2(core, 3, dz)}
     r = residual({k: torch.tensor(np.ascontiguousarray(v)) for k, v in d.items()}, soil).numpy() / r_scale
     return float(np.mean(r[(slice(None),) + inner[1:]] ** 2))
+
+
+def solver_stats(spec, sol, tab) -> dict:
+    """Of a solver run (``spec`` a `cases.CaseSpec`, ``tab`` its long table): steps, iterations and the water
+    balance per unit area (cm), whose relative error is the conservation check."""
+    area = spec.grid.lx * spec.grid.ly
+    return {"steps": sol.steps, "picard_iterations": sol.picard_iterations, "water_lost_cm": sol.water_lost / area,
+            "flux_out_cm": sol.flux_out / area,
+            "mass_balance_rel_error": abs(sol.water_lost - sol.flux_out) / max(abs(sol.flux_out), 1e-300),
+            **{f"{c}_{f.__name__}": float(f(tab[c])) for c in ("psi", "theta") for f in (np.min, np.max)}}
+
+
+def solution_residual(coords: np.ndarray, psi: np.ndarray, grid: dict, soil, t_end: float) -> float:
+    """`truth_residual` of the solver's solution given as a long table (``coords`` (n, 4), ``psi`` (n,)) on the
+    grid of params ``rre.generate.grid``; r_scale = (theta_s - theta_r) / t_end, as the network's loss."""
+    g = grid
+    nt = coords.shape[0] // (g["nx"] * g["ny"] * g["nz"])
+    times = np.unique(coords[:, 3])
+    return truth_residual(psi.reshape(nt, g["nx"], g["ny"], g["nz"]),
+                          (g["lx"] / g["nx"], g["ly"] / g["ny"], g["lz"] / g["nz"]),
+                          float(times[1] - times[0]) if times.size > 1 else 1.0, soil,
+                          (soil.theta_s - soil.theta_r) / t_end)
+
+
+def field_errors(pred, psi, th, soil, where) -> dict:
+    """re_psi and re_theta (eq. 13) of a prediction over the points ``where``; None for a run without one."""
+    if pred is None:
+        return {"re_psi": None, "re_theta": None}
+    return {"re_psi": relative_l2(pred[where], psi[where]),
+            "re_theta": relative_l2(theta(pred[where], soil), th[where])}
+
+
+def soil_errors(case: str, learned: dict | None, init, soil) -> list[dict]:
+    """One row per learned van Genuchten parameter (alpha, n, K_s): start, learned, true, relative error; the
+    learned values are None for a diverged (or non-finite) run."""
+    return [dict(case=case, parameter=k, init=getattr(init, k), learned=learned[k] if learned else None,
+                 true=getattr(soil, k), rel_error=abs(learned[k] - getattr(soil, k)) / getattr(soil, k) if learned else None)
+            for k in ("alpha", "n", "k_s")]
+
+
+def headline(results: list[dict]) -> dict:
+    """The flat numbers for `dvc metrics show|diff`: Table 1 re_psi per run without an override, the
+    interpolation baseline, and how many runs diverged."""
+    out = {}
+    for r in results:
+        if r["setting"] == "table1" and not r["override"]:
+            key = "interpolation" if r["kind"] == "interpolation" else f"{r['optimizer']}-{r['batch']}"
+            out[f"{r['case']}.{key}.re_psi"] = r["re_psi"]
+    for case in dict.fromkeys(r["case"] for r in results):
+        out[f"{case}.diverged_runs"] = sum(1 for r in results if r["case"] == case and r["diverged"])
+    return out

@@ -18,7 +18,8 @@ from phys_ml.stages.common.timings import Stopwatch, record_timing
 from . import plots, protocol, store
 from .cases import CaseSpec, long_table, run_case, top_flux
 from .config import EvaluateCfg, GenerateCfg, TrainCfg
-from .evaluation import predict, relative_l2, sensor_interpolation, truth_residual
+from .evaluation import (field_errors, headline, predict, relative_l2, sensor_interpolation, soil_errors,
+                         solution_residual, solver_stats)
 from .fitting import CaseFit, new_net, heldout_rms, residual_weight, settings, weight_rule
 from .sampling import boundary_points, collocation_rows, noisy, sensor_rows
 from .soil import VanGenuchten, theta
@@ -36,14 +37,6 @@ def _spec(cfg: GenerateCfg) -> CaseSpec:
                     patch_evaporation_cm_per_h=cfg.patch.evaporation_cm_per_h)
 
 
-def _solver_stats(spec: CaseSpec, sol, tab) -> dict:
-    area = spec.grid.lx * spec.grid.ly
-    return {"steps": sol.steps, "picard_iterations": sol.picard_iterations, "water_lost_cm": sol.water_lost / area,
-            "flux_out_cm": sol.flux_out / area,
-            "mass_balance_rel_error": abs(sol.water_lost - sol.flux_out) / max(abs(sol.flux_out), 1e-300),
-            **{f"{c}_{f.__name__}": float(f(tab[c])) for c in ("psi", "theta") for f in (np.min, np.max)}}
-
-
 def generate(ctx: StageContext, subtask: str | None = None) -> None:
     cfg = parse_config(GenerateCfg, ctx.params, "rre.generate")
     spec = _spec(cfg)
@@ -57,7 +50,7 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
         with watch(f"{case}.solver"):
             sol = run_case(spec, case, stepping)
         tab = long_table(spec, sol)
-        stats["cases"][case] = _solver_stats(spec, sol, tab)
+        stats["cases"][case] = solver_stats(spec, sol, tab)
         if compare:
             with watch(f"{case}.mrst_like"):
                 loose = run_case(spec, case, Stepping.mrst())
@@ -169,13 +162,6 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
                                              if r["chosen"]})
 
 
-def _errors(pred, psi, th, soil, where) -> dict:
-    if pred is None:
-        return {"re_psi": None, "re_theta": None}
-    return {"re_psi": relative_l2(pred[where], psi[where]),
-            "re_theta": relative_l2(theta(pred[where], soil), th[where])}
-
-
 def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     ecfg = parse_config(EvaluateCfg, ctx.params, "rre.evaluate")
     tcfg = parse_config(TrainCfg, ctx.params, "rre.train")
@@ -187,11 +173,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
         coords, psi, th = store.read_solution(ctx.task_dir, case)
         soil, meta, sxyzt, obs = inputs.soil, inputs.meta, inputs.sensors, inputs.psi_obs
         g = meta["grid"]
-        nt = coords.shape[0] // (g["nx"] * g["ny"] * g["nz"])
-        times = np.unique(coords[:, 3])
-        metrics[f"{case}.solver_l_rre_fd"] = truth_residual(
-            psi.reshape(nt, g["nx"], g["ny"], g["nz"]), (g["lx"] / g["nx"], g["ly"] / g["ny"], g["lz"] / g["nz"]),
-            float(times[1] - times[0]) if times.size > 1 else 1.0, soil, (soil.theta_s - soil.theta_r) / inputs.t_end)
+        metrics[f"{case}.solver_l_rre_fd"] = solution_residual(coords, psi, g, soil, inputs.t_end)
         sets = {**settings(tcfg, sxyzt), "soil": (np.ones(obs.size, dtype=bool), None)}
         where, preds, out = {}, {}, {"horizon": {}, "soil": None}
         for name, (mask, _) in sets.items():
@@ -203,7 +185,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                 base = sensor_interpolation(coords, sxyzt[mask], obs[mask])
                 preds[(name, "interpolation")] = base
                 results.append(dict(case=case, setting=name, kind="interpolation", run=-1, override=False,
-                                    diverged=False, **common, **_errors(base, psi, th, soil, where[name])))
+                                    diverged=False, **common, **field_errors(base, psi, th, soil, where[name])))
             for r in (r for r in t["runs"] if r["case"] == case and r["setting"] == name):
                 hist = [h for h in t["history"] if h["case"] == case and h["run"] == r["run"]]
                 its, loss = [h["iteration"] for h in hist], [h["loss"] for h in hist]
@@ -213,7 +195,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                     net = new_net(tcfg, meta, obs[mask])
                     net.load_state_dict(state["net"] if name == "soil" else state)
                     pred = preds[(name, r["kind"], r["run"])] = predict(net, coords)
-                results.append({**r, **common, **_errors(pred, psi, th, soil, where[name]),
+                results.append({**r, **common, **field_errors(pred, psi, th, soil, where[name]),
                                 "final_loss": loss[-1] if loss else None,
                                 "final_l_data": hist[-1]["loss_data"] if hist else None,
                                 "final_l_rre": hist[-1]["loss_rre"] if hist else None,
@@ -225,10 +207,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                         learned.load_state_dict(state["soil"])
                     values = learned.values()
                     ok = not r["diverged"] and all(np.isfinite(v) for v in values.values())
-                    soil_rows += [dict(case=case, parameter=k, init=getattr(tcfg.studies.soil.init, k),
-                                       learned=values[k] if ok else None, true=getattr(soil, k),
-                                       rel_error=abs(values[k] - getattr(soil, k)) / getattr(soil, k) if ok else None)
-                                  for k in ("alpha", "n", "k_s")]
+                    soil_rows += soil_errors(case, values if ok else None, tcfg.studies.soil.init, soil)
                     if ok:
                         out["soil"] = {"learned": VanGenuchten(theta_s=soil.theta_s, theta_r=soil.theta_r, **values),
                                        "true": soil, "psi_range": (float(psi.min()), float(psi.max()))}
@@ -254,19 +233,6 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     rows = {"runs": results, "selection": t["selection"], "soil": soil_rows}
     for name, (path, schema) in store.result_paths(ctx.task_dir).items():
         store.write_table(rows[name], schema, path, stage="evaluate", seed=ecfg.seed, params=params)
-    metrics.update(_headline(results))
+    metrics.update(headline(results))
     artifacts.write_json(ctx.task_dir / "metrics.json", metrics)
     print_summary(ctx.console, "rre evaluate", {k: v for k, v in metrics.items() if k.endswith("re_psi")})
-
-
-def _headline(results: list[dict]) -> dict:
-    """The flat numbers for `dvc metrics show|diff`: Table 1 re_psi per run without an override, the
-    interpolation baseline, and how many runs diverged."""
-    out = {}
-    for r in results:
-        if r["setting"] == "table1" and not r["override"]:
-            key = "interpolation" if r["kind"] == "interpolation" else f"{r['optimizer']}-{r['batch']}"
-            out[f"{r['case']}.{key}.re_psi"] = r["re_psi"]
-    for case in dict.fromkeys(r["case"] for r in results):
-        out[f"{case}.diverged_runs"] = sum(1 for r in results if r["case"] == case and r["diverged"])
-    return out

@@ -18,8 +18,9 @@ def mean_sd(values: np.ndarray) -> tuple[float | None, float | None]:
 
 def summarize(curves: dict[str, dict[str, np.ndarray]], table_epochs: list[int]) -> dict[str, dict[str, float]]:
     """Per optimizer label: test accuracy and loss (and train accuracy) at each table epoch that was recorded,
-    plus the last epoch; keys like ``test_acc_e4000`` and ``test_acc_e4000_sd``; ``diverged`` counts runs
-    whose final test loss is not finite."""
+    plus the last epoch; keys like ``test_acc_e4000`` and ``test_acc_e4000_sd`` (over the runs that had not
+    diverged); ``diverged`` counts runs whose final test loss is not finite, and when it is not 0,
+    ``diverged_e4000`` and the like count the runs diverged by each of those epochs."""
     out: dict[str, dict[str, float]] = {}
     for label, c in curves.items():
         epochs = [int(e) for e in c["epochs"]]
@@ -30,6 +31,9 @@ def summarize(curves: dict[str, dict[str, np.ndarray]], table_epochs: list[int])
             for name in ("test_acc", "test_loss", "train_acc"):
                 block[f"{name}_e{e}"], block[f"{name}_e{e}_sd"] = mean_sd(c[name][row])
         block["diverged"] = int((~np.isfinite(c["test_loss"][-1])).sum())
+        if block["diverged"]:  # how many runs had diverged by each table epoch (their values are NaN)
+            for e in wanted:
+                block[f"diverged_e{e}"] = int((~np.isfinite(c["test_loss"][epochs.index(e)])).sum())
         block.update(thermostat_means(c))
         out[label] = block
     return out

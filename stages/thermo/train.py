@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from phys_ml.stages.common.divergence import DivergenceGuard
 from phys_ml.stages.common.langevin import ThermodynamicOptimizer, layer_param_groups
 from phys_ml.stages.common.optim import OptimizerChoice, build_optimizer
 
@@ -28,6 +29,13 @@ class Curves:
     kin_first: np.ndarray  # (K, E)
     kin_rest: np.ndarray  # (K, E)
     xi_first: np.ndarray  # (K, E)
+    # per member: the evaluation epoch at which it was found diverged (DivergenceGuard on its full training
+    # loss), -1 if it never diverged; a diverged member's curves are NaN from that epoch on
+    diverged_at: np.ndarray  # (E,)
+
+    @property
+    def diverged(self) -> int:
+        return int((self.diverged_at >= 0).sum())
 
 
 def member_generators(seeds: list[int]) -> list[torch.Generator]:
@@ -85,12 +93,16 @@ def train_ensemble(
     eval_every: int,
     noise_seed: int,
     progress=None,
+    name: str = "ensemble",
 ) -> tuple[EnsembleMLP, Curves]:
     """Train one network per seed (initialisation from its seed), all at once, with the optimizer ``choice``.
 
     ``data`` holds x_train (N, 2), y_train (N,), x_test, y_test on one device. Every member sees its own
     shuffle of the training set each epoch (minibatches of ``batch_size``; BCE, the mean over the batch).
     ``noise_seed`` seeds the minibatch order and the optimizer's noise. ``progress`` wraps the epoch range.
+    At every evaluation each member's full training loss goes through the shared divergence rule (not finite,
+    or over 1e4 times its value at the initialisation): a diverged member is kept (an optimizer comparison
+    keeps its runs), its curves become NaN from that epoch on and ``Curves.diverged_at`` says when.
     """
     x, y = data["x_train"], data["y_train"]
     device = x.device
@@ -102,10 +114,15 @@ def train_ensemble(
     shuffle_gen = torch.Generator(device=device).manual_seed(noise_seed + 1)
 
     history: list[tuple[int, list[torch.Tensor]]] = []
+    guards = [DivergenceGuard(f"{name} run {m}") for m in range(members)]
+    diverged_at = np.full(members, -1, dtype=np.int64)
 
     def record(epoch: int) -> None:
         history.append((epoch, [*evaluate(model, x, y), *evaluate(model, data["x_test"], data["y_test"]),
                                 *thermostat_state(opt, members)]))
+        for m, loss in enumerate(history[-1][1][0].tolist()):
+            if diverged_at[m] < 0 and guards[m].diverged(loss, epoch):
+                diverged_at[m] = epoch
 
     record(0)
     epoch_range = range(1, epochs + 1)
@@ -125,6 +142,9 @@ def train_ensemble(
             opt.step(closure)
         if epoch % eval_every == 0 or epoch == epochs:
             record(epoch)
+    epochs_done = np.array([h[0] for h in history])
     stacked = [torch.stack([h[1][i].cpu() for h in history]).numpy() for i in range(7)]
-    curves = Curves(np.array([h[0] for h in history]), *stacked)
-    return model, curves
+    for m in np.flatnonzero(diverged_at >= 0):
+        for values in stacked:
+            values[epochs_done >= diverged_at[m], m] = np.nan
+    return model, Curves(epochs_done, *stacked, diverged_at=diverged_at)

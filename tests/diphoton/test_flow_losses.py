@@ -1,5 +1,7 @@
 """The TFP conditional MAF, the losses and MDMM (TensorFlow)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ tfenv.setup(0, 1)
 
 import tensorflow as tf  # noqa: E402
 
+from phys_ml.stages.common.params import load_params  # noqa: E402
 from phys_ml.stages.diphoton import losses  # noqa: E402
 from phys_ml.stages.diphoton.config import TrainConfig  # noqa: E402
 from phys_ml.stages.diphoton.flow import ConditionalMAF  # noqa: E402
@@ -104,8 +107,12 @@ def test_mdmm_lambda_moves_with_constraint():
 
 
 def _tiny_cfg(**kw):
-    base = dict(epochs=2, n_blocks=2, hidden_units=[8, 8], batch_size=256, batch_size_mmd=128,
-                kde_grid=16, kde_data_events=1000, max_steps_per_epoch=3, threads=1)
+    """The committed params.yaml's diphoton.train (the one source of values) at tiny sizes, with the learning
+    rate and MMD width these tests were written for."""
+    committed = load_params(Path(__file__).resolve().parents[2] / "params.yaml")["diphoton"]["train"]
+    base = dict(committed, epochs=2, n_blocks=2, hidden_units=[8, 8], batch_size=256, batch_size_mmd=128,
+                kde_grid=16, kde_data_events=1000, max_steps_per_epoch=3, threads=1, lr_start=1e-3,
+                mmd_sigma=0.1)
     base.update(kw)
     return TrainConfig(**base)
 

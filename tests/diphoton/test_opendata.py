@@ -78,7 +78,7 @@ def test_generate_stage_reads_opendata_files(tmp_path):
     generate stage unchanged (GeV, pT-ordered)."""
     from phys_ml.stages.common.context import StageContext
     from phys_ml.stages.common.params import deep_merge, load_params
-    from phys_ml.stages.diphoton import pipeline, simulate
+    from phys_ml.stages.diphoton import pipeline, simulate, store
 
     rng = np.random.default_rng(0)
     paths = {}
@@ -93,7 +93,7 @@ def test_generate_stage_reads_opendata_files(tmp_path):
         "generate": {"source": "opendata", "n_mc": 150, "n_data": 150, "seed": 0, "opendata": {
             "mc_files": [str(tmp_path / "mc.root")], "data_files": [str(tmp_path / "data.root")]}}}})
     pipeline.generate(StageContext(task="diphoton", params=params, data_dir=tmp_path), None)
-    back = pipeline.read_sample(tmp_path / "diphoton", "mc")
+    back = store.read_sample(tmp_path / "diphoton", "mc")
     order = np.lexsort(back.T[::-1])
     expect = paths["mc"][np.lexsort(paths["mc"].T[::-1])]
     np.testing.assert_allclose(back[order], expect, rtol=1e-5, atol=1e-5)

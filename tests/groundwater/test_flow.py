@@ -8,11 +8,30 @@ import numpy as np
 import pytest
 import torch
 
+from dataclasses import replace
+from pathlib import Path
+
+from phys_ml.stages.common.config import parse_config
+from phys_ml.stages.common.params import load_params
+from phys_ml.stages.groundwater.config import FlowConfig
 from phys_ml.stages.groundwater.flow import AmortizedPosterior, FlowSizes, coupling_masks
 from phys_ml.stages.groundwater.flow_training import NonFiniteLoss, TrainSettings, TrainState, train
 
-SMALL = FlowSizes(n_affine=2, n_spline=2, hidden=32, bins=6, coupling_dims=None, dropout=0.0, summary_dim=8,
-                  conv_channels=8)
+# The committed defaults, shrunk per test: every value not overridden comes from params.yaml.
+DEFAULTS = parse_config(FlowConfig, load_params(Path(__file__).resolve().parents[2] / "params.yaml"),
+                        "groundwater.flow")
+
+
+def sizes(**override) -> FlowSizes:
+    return replace(DEFAULTS.sizes(), **{"mask_seed": 0, **override})
+
+
+def settings(**override) -> TrainSettings:
+    return replace(DEFAULTS.settings(0.01), **{"lr": 1e-3, "drop_well_prob": 0.0, **override})
+
+
+SMALL = sizes(n_affine=2, n_spline=2, hidden=32, bins=6, coupling_dims=None, dropout=0.0, summary_dim=8,
+              conv_channels=8)
 
 
 def _model(dim: int = 4, wells: int = 2, steps: int = 3, sizes: FlowSizes = SMALL, seed: int = 0):
@@ -83,9 +102,9 @@ def test_coupling_masks_transform_every_coordinate():
 
 @pytest.mark.parametrize("rest", ["prior", "diagonal"])
 def test_split_flow_couples_the_leading_modes_and_is_exact(rest):
-    sizes = FlowSizes(n_affine=2, n_spline=2, hidden=16, bins=4, coupling_dims=4, rest=rest, dropout=0.0,
-                      summary_dim=8, conv_channels=8)
-    model = _model(dim=7, sizes=sizes).double().eval()
+    small = sizes(n_affine=2, n_spline=2, hidden=16, bins=4, coupling_dims=4, rest=rest, dropout=0.0,
+                  summary_dim=8, conv_channels=8)
+    model = _model(dim=7, sizes=small).double().eval()
     _randomize(model)
     assert model.n_coupled == 4 and (model.rest is None) == (rest == "prior")
     heads, mask = torch.randn(1, 2, 3, dtype=torch.float64), torch.ones(1, 2, 3, dtype=torch.bool)
@@ -114,15 +133,15 @@ def _linear_gaussian(n: int, rng: np.random.Generator):
 def test_recovers_a_known_linear_gaussian_posterior():
     rng = np.random.default_rng(0)
     g, sd, y, clean = _linear_gaussian(3000, rng)
-    sizes = FlowSizes(n_affine=2, n_spline=1, hidden=32, bins=4, coupling_dims=None, dropout=0.0, summary_dim=16,
-                      conv_channels=16)
+    small = sizes(n_affine=2, n_spline=1, hidden=32, bins=4, coupling_dims=None, dropout=0.0, summary_dim=16,
+                  conv_channels=16)
     torch.manual_seed(0)
-    model = AmortizedPosterior(np.zeros(3), np.eye(3), np.zeros((2, 4)), np.full((2, 4), 1.5), sizes)
-    settings = TrainSettings(epochs=30, batch_size=100, lr=1e-2, lr_decay=0.5, decay_epochs=10, patience=30,
-                             noise_sd=sd, truncate_prob=0.0)
+    model = AmortizedPosterior(np.zeros(3), np.eye(3), np.zeros((2, 4)), np.full((2, 4), 1.5), small)
+    train_settings = settings(epochs=30, batch_size=100, lr=1e-2, lr_decay=0.5, decay_epochs=10, patience=30,
+                              noise_sd=sd, truncate_prob=0.0, drop_well_prob=0.0)
     f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     z = model.whitening(f(y))  # the flow learns whitened parameters, as in the stage
-    train(model, z[:2700], f(clean[:2700]), z[2700:], f(clean[2700:]), settings, seed=0)
+    train(model, z[:2700], f(clean[:2700]), z[2700:], f(clean[2700:]), train_settings, seed=0)
     # Analytic posterior: cov = (I + G^T G / sd^2)^-1, mean = cov G^T d / sd^2.
     post_cov = np.linalg.inv(np.eye(3) + g.T @ g / sd**2)
     truth = rng.standard_normal((40, 3))
@@ -147,15 +166,15 @@ def test_same_seed_same_samples_and_resume_equals_uninterrupted():
     rng = np.random.default_rng(3)
     _, sd, y, clean = _linear_gaussian(400, rng)
     f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-    settings = TrainSettings(epochs=4, batch_size=50, lr=1e-3, patience=10, noise_sd=sd, truncate_prob=0.5,
-                             min_steps=2, drop_well_prob=0.1)
+    train_settings = settings(epochs=4, batch_size=50, lr=1e-3, patience=10, noise_sd=sd, truncate_prob=0.5,
+                              min_steps=2, drop_well_prob=0.1)
 
     def fresh():
         torch.manual_seed(0)
         return AmortizedPosterior(np.zeros(3), np.eye(3), np.zeros((2, 4)), np.ones((2, 4)), SMALL)
 
     a = fresh()
-    train(a, f(y[:300]), f(clean[:300]), f(y[300:]), f(clean[300:]), settings, seed=5)
+    train(a, f(y[:300]), f(clean[:300]), f(y[300:]), f(clean[300:]), train_settings, seed=5)
     b = fresh()
     saved: list[TrainState] = []
 
@@ -167,9 +186,9 @@ def test_same_seed_same_samples_and_resume_equals_uninterrupted():
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(b, f(y[:300]), f(clean[:300]), f(y[300:]), f(clean[300:]), settings, seed=5, on_epoch=stop_after_two)
+        train(b, f(y[:300]), f(clean[:300]), f(y[300:]), f(clean[300:]), train_settings, seed=5, on_epoch=stop_after_two)
     c = fresh()
-    train(c, f(y[:300]), f(clean[:300]), f(y[300:]), f(clean[300:]), settings, seed=5, state=saved[0])
+    train(c, f(y[:300]), f(clean[:300]), f(y[300:]), f(clean[300:]), train_settings, seed=5, state=saved[0])
     for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):
         assert torch.equal(va, vc), k
     h, m = f(clean[0]), torch.ones(2, 4, dtype=torch.bool)
@@ -187,4 +206,4 @@ def test_non_finite_loss_raises():
     model = AmortizedPosterior(np.zeros(3), np.eye(3), np.zeros((2, 4)), np.ones((2, 4)), SMALL)
     with pytest.raises(NonFiniteLoss):
         train(model, f(y[:150]), f(clean[:150]), f(y[150:]), f(clean[150:]),
-              TrainSettings(epochs=2, batch_size=150, noise_sd=sd, truncate_prob=0.0), seed=0)
+              settings(epochs=2, batch_size=150, noise_sd=sd, truncate_prob=0.0), seed=0)

@@ -13,7 +13,7 @@ import pytest
 
 from phys_ml.stages.common.context import StageContext
 from phys_ml.stages.common.errors import UserError
-from phys_ml.stages.common.report import fmt
+from phys_ml.stages.common.report import fmt, markdown_table_rows
 from phys_ml.stages.rre import pipeline, report, store
 
 
@@ -33,18 +33,6 @@ def small(params, runs=None):
     t["studies"].update(iterations=3, sparse=[{"locations": 3, "layers": 2}])
     t["studies"]["soil"]["iterations"] = 3
     return p
-
-
-def table(markdown: str, header: str) -> list[list[str]]:
-    """The rows (cells) of the Markdown table whose header row starts with ``header``."""
-    lines = markdown.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header}"))
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append([c.strip() for c in line.strip("|").split("|")])
-    return rows
 
 
 @pytest.mark.slow
@@ -78,7 +66,7 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
     assert "MRST-like comparison: – (the solution itself uses the MRST-like stepping" in md
     # the report's numbers are the records' numbers
     t1 = [r for r in runs if r["setting"] == "table1" and r["kind"] == "run"]
-    rows = table(md, "optimizer | batch")
+    rows = markdown_table_rows(md, "optimizer | batch")
     assert len(rows) == len(t1) + 1
     for r in t1:
         label = r["optimizer"] + (" data-only" if r["override"] and r["residual_weight"] == 0 else "")
@@ -88,14 +76,14 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
         assert row[11] == fmt(r["iterations_run"])
     base = next(r for r in runs if r["setting"] == "table1" and r["kind"] == "interpolation")
     assert rows[-1][0] == "sensor interpolation" and rows[-1][3] == fmt(base["re_psi"])
-    for row in table(md, "case | setting | probes"):
+    for row in markdown_table_rows(md, "case | setting | probes"):
         k = {r["kind"]: r for r in runs if r["setting"] == row[1]}
         assert row[5:8] == [fmt(k["pdl"]["re_psi"]), fmt(k["data"]["re_psi"]), fmt(k["interpolation"]["re_psi"])]
-    for row, rec in zip(table(md, "case | parameter"), res["soil"]):
+    for row, rec in zip(markdown_table_rows(md, "case | parameter"), res["soil"]):
         assert row[1:] == [rec["parameter"], fmt(rec["init"]), fmt(rec["learned"]), fmt(rec["true"]),
                            fmt(rec["rel_error"])]
     chosen = {(r["setting"]): r["w"] for r in res["selection"] if r["chosen"]}
-    for row in table(md, "case | setting | held-out"):
+    for row in markdown_table_rows(md, "case | setting | held-out"):
         assert row[3] == fmt(chosen[row[1]])
     assert report.report_section(tmp_path / "none") is None
 
@@ -114,7 +102,7 @@ def test_a_diverging_run_is_kept_and_marked_diverged(smoke_params, tmp_path, cap
     rec = next(r for r in store.read_all(store.result_paths(ctx.task_dir))["runs"] if r["optimizer"] == "gd")
     assert rec["diverged"] and rec["re_psi"] is None and rec["model"] is None and rec["iterations_run"] <= 5
     assert "rre patch table1 run gd-full diverged" in capsys.readouterr().err.replace("\n", " ")
-    row = next(x for x in table(report.report_section(tmp_path).markdown, "optimizer | batch") if x[0] == "gd")
+    row = next(x for x in markdown_table_rows(report.report_section(tmp_path).markdown, "optimizer | batch") if x[0] == "gd")
     assert row[3] == "diverged" and row[6] == "diverged" and row[12] == "diverged"
     assert json.loads((ctx.task_dir / "metrics.json").read_text())["patch.diverged_runs"] == 1
 

@@ -1,18 +1,17 @@
-"""Figures of the thermo task: learning curves and decision boundaries (built here, saved by the caller's path)."""
+"""Figures of the thermo task: learning curves, decision boundaries, thermostat state. Each function returns a
+matplotlib figure; the pipeline saves it."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from phys_ml.stages.common.figures import new_figure, save_png
+from phys_ml.stages.common.figures import new_figure
 
 from .model import EnsembleMLP
 
 
-def save_curves(curves: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
+def curves_figure(curves: dict[str, dict[str, np.ndarray]]):
     """Test accuracy and test loss against epochs: mean over runs with a band of +- one sd."""
     fig, axes = new_figure(1, 2, size=(10.0, 3.6))
     for label, c in curves.items():
@@ -23,12 +22,11 @@ def save_curves(curves: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
     axes[0, 0].set(xlabel="epoch", ylabel="test accuracy (%)", title="Two spirals: test accuracy")
     axes[0, 1].set(xlabel="epoch", ylabel="test BCE", title="Two spirals: test loss")
     axes[0, 0].legend(loc="lower right")
-    return save_png(fig, path)
+    return fig
 
 
 @torch.no_grad()
-def save_boundaries(models: dict[str, EnsembleMLP], data: dict[str, torch.Tensor], path: Path, *, grid: int = 200,
-                    runs: int = 1) -> Path:
+def boundaries_figure(models: dict[str, EnsembleMLP], data: dict[str, torch.Tensor], *, grid: int, runs: int):
     """The learned decision regions of the first ``runs`` runs of each optimizer, with the test points."""
     x_test, y_test = data["x_test"].cpu().numpy(), data["y_test"].cpu().numpy()
     lim = float(np.abs(x_test).max()) * 1.1
@@ -48,11 +46,10 @@ def save_boundaries(models: dict[str, EnsembleMLP], data: dict[str, torch.Tensor
             ax.scatter(x_test[:, 0], x_test[:, 1], c=np.where(y_test > 0.5, "#d94801", "#08519c"), s=2, lw=0)
             ax.set(xticks=[], yticks=[], aspect="equal", title=f"{label}, run {r}")
             ax.grid(False)
-    return save_png(fig, path)
+    return fig
 
 
-def save_thermostat(curves: dict[str, dict[str, np.ndarray]], references: dict[str, dict[str, float]],
-                    path: Path) -> Path:
+def thermostat_figure(curves: dict[str, dict[str, np.ndarray]], references: dict[str, dict[str, float]]):
     """Kinetic temperature (mean p^2) of the first layer and of the rest, and AdLaLa's xi, against epochs,
     for the thermodynamic optimizers; dotted lines: the target temperatures and sigma_A^2 / (2 tau1)."""
     fig, axes = new_figure(1, 3, size=(12.0, 3.4))
@@ -68,5 +65,22 @@ def save_thermostat(curves: dict[str, dict[str, np.ndarray]], references: dict[s
             if ref is not None and ref > 0:
                 ax.axhline(ref, color=line.get_color(), ls=":", lw=1)
         ax.set(xlabel="epoch", title=title, yscale="log")
-    axes[0, 0].legend(loc="upper right")
-    return save_png(fig, path)
+    if axes[0, 0].get_legend_handles_labels()[0]:  # none when no thermodynamic optimizer ran
+        axes[0, 0].legend(loc="upper right")
+    return fig
+
+
+def thermostat_references(optimizers: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """The target temperatures of each thermodynamic run (tau, tau1, tau2) and AdLaLa's noise-free mean xi,
+    sigma_A^2 / (2 tau1) (with minibatch noise the thermostat settles above it, absorbing the extra heat)."""
+    out = {}
+    for label, spec in optimizers.items():
+        name, ref = spec.get("name"), {}
+        if name in ("langevin", "overdamped"):
+            ref = {"kin_first": spec["tau"], "kin_rest": spec["tau"]}
+        elif name in ("adlala", "lol", "lala"):
+            ref = {"kin_first": spec["tau1"], "kin_rest": spec["tau2"]}
+            if name == "adlala" and spec["tau1"] > 0:
+                ref["xi_first"] = spec["sigma_A"] ** 2 / (2 * spec["tau1"])
+        out[label] = ref
+    return out

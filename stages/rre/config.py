@@ -150,6 +150,7 @@ class TrainCfg(Config):
     lr_decay: float = Field(gt=0, le=1)  # exponential decay of the learning rate to this fraction
     warmup: int = Field(ge=0)  # first iterations of every physics run fit the data alone (within the budget)
     threads: int = Field(ge=0)  # torch threads for this stage (0: torch's default); see params.yaml
+    processes: int = Field(ge=1)  # cases trained side by side in worker processes on the CPU (1: in this one)
     runs: Annotated[list[RunCfg], Field(min_length=1)]
 
     @model_validator(mode="after")

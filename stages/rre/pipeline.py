@@ -3,6 +3,8 @@ Artifacts: see store.py."""
 
 from __future__ import annotations
 
+import multiprocessing
+
 import numpy as np
 import pyarrow as pa
 import torch
@@ -15,12 +17,12 @@ from phys_ml.stages.common.progress import print_summary, track
 from phys_ml.stages.common.runtime import resolve_device
 from phys_ml.stages.common.timings import Stopwatch, record_timing
 
-from . import plots, protocol, store
+from . import case_training, plots, store
 from .cases import CaseSpec, long_table, run_case, top_flux
 from .config import EvaluateCfg, GenerateCfg, TrainCfg
 from .evaluation import (field_errors, headline, predict, relative_l2, sensor_interpolation, soil_errors,
                          solution_residual, solver_stats)
-from .fitting import CaseFit, new_net, heldout_rms, residual_weight, settings, weight_rule
+from .fitting import new_net, settings
 from .sampling import boundary_points, collocation_rows, noisy, sensor_rows
 from .soil import VanGenuchten, theta
 from .solver import Grid, Stepping
@@ -78,34 +80,6 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
                   {f"{c}.mass_balance_rel_error": s["mass_balance_rel_error"] for c, s in stats["cases"].items()})
 
 
-class _Recorder:
-    """Fits a network through ``CaseFit``, saves the kept ones and collects the train records and histories."""
-
-    def __init__(self, ctx: StageContext, cfg: TrainCfg) -> None:
-        self.ctx, self.cfg = ctx, cfg
-        self.runs, self.history, self.timings = [], [], {}
-
-    def __call__(self, c: CaseFit, case: str, setting: str, kind: str, mask, optimizer, batch: str,
-                 iterations: int, weight: float, seed: int, rule="fixed", override=False, save=None, **fit):
-        run = len([r for r in self.runs if r["case"] == case])
-        label = f"rre {case} {setting} {kind} {optimizer.name}-{batch}" + (f" w={weight:g}" if override else "")
-        net, res = c.fit(mask, optimizer, iterations, batch, weight, seed, label, **fit)
-        if res.diverged:
-            self.ctx.console.print(f"warning: {label} diverged ({res.divergence}); kept as a diverged run")
-        model = None if res.diverged else f"{setting}-{kind}-{run:02d}-{optimizer.name}-{batch}.pt"
-        if model is not None:
-            store.save_model(self.ctx.task_dir, case, model, (save or (lambda n: n.state_dict()))(net))
-        self.runs.append(dict(case=case, run=run, setting=setting, kind=kind, optimizer=optimizer.name, batch=batch,
-                              lr=optimizer.kwargs().get("lr"), weight_rule=str(rule), override=override,
-                              residual_weight=float(weight), seed=seed, iterations=iterations,
-                              iterations_run=res.iterations, diverged=res.diverged, divergence=res.divergence,
-                              model=model))
-        self.history += [dict(case=case, run=run, iteration=i, loss=a, loss_data=b, loss_rre=d)
-                         for i, a, b, d in zip(res.logged_at, res.loss, res.loss_data, res.loss_rre)]
-        self.timings[label] = {"seconds": round(res.seconds, 2), "ms_per_iteration": round(res.ms_per_iteration, 3)}
-        return net, res
-
-
 def train(ctx: StageContext, subtask: str | None = None) -> None:
     cfg = parse_config(TrainCfg, ctx.params, "rre.train")
     device = resolve_device(cfg.device)
@@ -113,51 +87,23 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
         require_cxx()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    fit, selection, sel, st = _Recorder(ctx, cfg), [], cfg.selection, cfg.studies
-    for case in cfg.cases:
-        c = CaseFit(cfg, store.read_inputs(ctx.task_dir, case), device)
-        sets = settings(cfg, c.xyzt)
-        # 1. the protocol: w per setting from held-out sensor misfit (no truth is loaded in this stage)
-        chosen, scores_of = {}, {}
-        for name, (mask, held) in sets.items():
-            scores = {}
-            for j, w in enumerate(sel.weights):
-                label = f"rre {case} select {name} w={w:g}"
-                net, res = c.fit(mask & ~held, sel.optimizer, sel.iterations, "full", w, cfg.seed + 7 * j, label,
-                                 n_colloc=min(sel.collocation, c.colloc.shape[0]))
-                if res.diverged:
-                    ctx.console.print(f"warning: {label} diverged ({res.divergence}); scored as infinite")
-                scores[w] = float("inf") if res.diverged else heldout_rms(net, c.xyzt[held], c.obs[held])
-            chosen[name], scores_of[name] = protocol.choose(scores), scores
-            selection += [dict(case=case, setting=name, w=w, heldout_rms=s if np.isfinite(s) else None,
-                               chosen=w == chosen[name]) for w, s in scores.items()]
-        # 2. Table 1 runs on all sensors
-        all_ = sets["table1"][0]
-        table_data = c.data(all_)
-        for k, run in enumerate(cfg.runs):
-            w = residual_weight(cfg, run, table_data, chosen["table1"])
-            fit(c, case, "table1", "run", all_, run.optimizer, run.batch, run.iterations, w, cfg.seed + 1000 * (k + 1),
-                rule=weight_rule(cfg, run), override=run.residual_weight is not None, data=table_data)
-        # 3. studies: P-DL (w chosen by the protocol for that setting) vs data-only (w = 0), same budget
-        for name, (mask, _) in sets.items():
-            for kind, w in (("pdl", chosen[name]), ("data", 0.0)) if name != "table1" else ():
-                fit(c, case, name, kind, mask, st.optimizer, "full", st.iterations, w, cfg.seed + 17,
-                    rule="selected" if kind == "pdl" else "fixed")
-        # unknown soil: alpha, n, K_s learned with the network from all sensors; w is the best nonzero candidate
-        # of the Table 1 selection (the physics term is the only thing that sees the soil, so w = 0 is excluded)
-        if st.soil.enabled:
-            nonzero = {w: s for w, s in scores_of["table1"].items() if w > 0}
-            w = protocol.choose(nonzero) if nonzero else max(sel.weights)
-            init = VanGenuchten(alpha=st.soil.init.alpha, n=st.soil.init.n, theta_s=c.soil.theta_s,
-                                theta_r=c.soil.theta_r, k_s=st.soil.init.k_s)
-            soil = SoilParams(init).to(device)
-            fit(c, case, "soil", "soil", all_, st.soil.optimizer, "full", st.soil.iterations, w, cfg.seed + 23,
-                rule="selected", soil=soil, data=table_data, warmup=st.soil.warmup,
-                save=lambda net: {"net": net.state_dict(), "soil": soil.state_dict()})
+    # the cases share nothing (own seeds, own run numbering), so on the CPU they can train side by side, one
+    # process each; the records and model bytes are the same either way (tests/rre/test_pipeline.py)
+    n_proc = min(cfg.processes, len(cfg.cases)) if device.type == "cpu" else 1
+    if n_proc > 1:
+        with multiprocessing.get_context("spawn").Pool(n_proc, initializer=case_training.ignore_sigint) as pool:
+            jobs = [(ctx.task, ctx.params, ctx.data_dir, case) for case in cfg.cases]
+            parts = pool.starmap(case_training.fit_case_in_worker, jobs)
+    else:
+        parts = [case_training.fit_case(ctx, cfg, case) for case in cfg.cases]
+    runs, selection, history, timings = [], [], [], {}
+    for r, s, h, t in parts:
+        runs, selection, history = runs + r, selection + s, history + h
+        timings.update(t)
     params = section(ctx.params, "rre.train")
-    for (path, schema), rows in zip(store.train_paths(ctx.task_dir).values(), (fit.runs, selection, fit.history)):
+    for (path, schema), rows in zip(store.train_paths(ctx.task_dir).values(), (runs, selection, history)):
         store.write_table(rows, schema, path, stage="train", seed=cfg.seed, params=params)
-    record_timing(ctx.data_dir, TASK, "train", fit.timings)
+    record_timing(ctx.data_dir, TASK, "train", timings)
     print_summary(ctx.console, "rre train", {f"{r['case']}.{r['setting']}.chosen": r["w"] for r in selection
                                              if r["chosen"]})
 

@@ -14,7 +14,7 @@ import pytest
 from phys_ml.stages.common.context import StageContext
 from phys_ml.stages.common.errors import UserError
 from phys_ml.stages.common.report import fmt, markdown_table_rows
-from phys_ml.stages.rre import pipeline, report, store
+from phys_ml.stages.rre import case_training, pipeline, report, store
 
 
 def small(params, runs=None):
@@ -105,6 +105,34 @@ def test_a_diverging_run_is_kept_and_marked_diverged(smoke_params, tmp_path, cap
     row = next(x for x in markdown_table_rows(report.report_section(tmp_path).markdown, "optimizer | batch") if x[0] == "gd")
     assert row[3] == "diverged" and row[6] == "diverged" and row[12] == "diverged"
     assert json.loads((ctx.task_dir / "metrics.json").read_text())["patch.diverged_runs"] == 1
+
+
+@pytest.mark.slow
+def test_cases_trained_in_worker_processes_give_the_same_bytes(smoke_params, tmp_path, monkeypatch):
+    params = small(smoke_params, runs=[{"optimizer": {"name": "adam", "lr": 0.01}, "batch": "full", "iterations": 5},
+                                       {"optimizer": {"name": "gd", "lr": 0.01}, "batch": "mini", "iterations": 5}])
+    for key in ("generate", "train"):
+        params["rre"][key]["cases"] = ["evaporation", "patch"]
+    dirs = {}
+    for n in (1, 2):
+        p = copy.deepcopy(params)
+        p["rre"]["train"]["processes"] = n
+        if n == 2:  # spawned workers import the real module; only this process would see the patch
+            monkeypatch.setattr(case_training, "fit_case", lambda *a: pytest.fail("trained in the parent process"))
+        ctx = StageContext(task="rre", params=p, data_dir=tmp_path / str(n))
+        pipeline.generate(ctx, None)
+        pipeline.train(ctx, None)
+        dirs[n] = ctx.task_dir
+    models = sorted(f.relative_to(dirs[1]) for f in (dirs[1] / "models").rglob("*.pt"))
+    assert any("evaporation" in str(f) for f in models) and any("patch" in str(f) for f in models)
+    for f in models:
+        assert (dirs[1] / f).read_bytes() == (dirs[2] / f).read_bytes(), f
+    for path, _ in store.train_paths(dirs[1]).values():  # same records (the params metadata differs: processes)
+        assert pq.read_table(path).equals(pq.read_table(dirs[2] / path.relative_to(dirs[1]))), path
+    runs = pq.read_table(store.train_paths(dirs[2])["runs"][0]).column("case").to_pylist()
+    assert runs == sorted(runs)  # evaporation's records first, as in one process
+    assert json.loads((tmp_path / "2" / "timings" / "rre-train.json").read_text()).keys() >= {
+        "rre evaporation table1 run adam-full", "rre patch table1 run adam-full"}
 
 
 def test_a_wrong_schema_parquet_exits_2(smoke_params, tmp_path, project_root):

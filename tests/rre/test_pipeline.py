@@ -76,9 +76,15 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
         assert row[11] == fmt(r["iterations_run"])
     base = next(r for r in runs if r["setting"] == "table1" and r["kind"] == "interpolation")
     assert rows[-1][0] == "sensor interpolation" and rows[-1][3] == fmt(base["re_psi"])
-    for row in markdown_table_rows(md, "case | setting | probes"):
+    study = markdown_table_rows(md, "case | setting | probes")
+    for row in study:
         k = {r["kind"]: r for r in runs if r["setting"] == row[1]}
         assert row[5:8] == [fmt(k["pdl"]["re_psi"]), fmt(k["data"]["re_psi"]), fmt(k["interpolation"]["re_psi"])]
+    by = {(r["setting"], r["kind"]): r["re_psi"] for r in runs if r["setting"] in {row[1] for row in study}}
+    n_data = sum(by[(s, "pdl")] < by[(s, "data")] for s in {row[1] for row in study})
+    n_interp = sum(by[(s, "pdl")] < by[(s, "interpolation")] for s in {row[1] for row in study})
+    assert f"below the data-only network's in {n_data} of {len(study)} settings" in md
+    assert f"below interpolation's in {n_interp}" in md
     for row, rec in zip(markdown_table_rows(md, "case | parameter"), res["soil"]):
         assert row[1:] == [rec["parameter"], fmt(rec["init"]), fmt(rec["learned"]), fmt(rec["true"]),
                            fmt(rec["rel_error"])]
@@ -108,7 +114,7 @@ def test_a_diverging_run_is_kept_and_marked_diverged(smoke_params, tmp_path, cap
 
 
 @pytest.mark.slow
-def test_cases_trained_in_worker_processes_give_the_same_bytes(smoke_params, tmp_path, monkeypatch):
+def test_cases_trained_in_worker_processes_give_the_same_records_and_model_bytes(smoke_params, tmp_path, monkeypatch):
     params = small(smoke_params, runs=[{"optimizer": {"name": "adam", "lr": 0.01}, "batch": "full", "iterations": 5},
                                        {"optimizer": {"name": "gd", "lr": 0.01}, "batch": "mini", "iterations": 5}])
     for key in ("generate", "train"):

@@ -141,41 +141,42 @@ def reproduce(
 
 
 @app.command(rich_help_panel="Pipeline")
-def info() -> None:
-    """Versions, the resolved torch device and the MODFLOW 6 executable."""
+def info(lock: Annotated[Optional[Path], typer.Option(
+        help="Lock file to compare the installed versions with (default: the checkout's uv.lock).")] = None) -> None:
+    """Versions (and whether they are uv.lock's), the resolved torch device and the MODFLOW 6 executable."""
     import platform
 
     import torch
 
+    from phys_ml import environment
     from phys_ml.stages.common.runtime import resolve_device
 
-    rows = [("phys-ml", __version__), ("python", platform.python_version()), ("torch", torch.__version__),
-            ("device (auto)", str(resolve_device("auto"))), ("torch threads", str(torch.get_num_threads()))]
-    for dist in ("numpy", "pyarrow", "dvc", "flopy", "tensorflow", "tensorflow-probability"):
-        rows.append((dist, _dist_version(dist)))
-    rows.append(("mf6", _mf6_line()))
+    lock_path = lock or environment.default_lock_path()
+    if lock is not None and not lock.is_file():
+        raise UserError(f"--lock {lock}: no such file")
+    locked = environment.locked_versions(lock_path) if lock_path.is_file() else None
+    rows = [("phys-ml", __version__), ("python", platform.python_version()),
+            ("device (auto)", str(resolve_device("auto"))), ("torch threads", str(torch.get_num_threads())),
+            *environment.version_rows(locked), ("dvc", environment.installed_version("dvc") or "not installed"),
+            ("mf6", _mf6_line())]
+    if locked is not None:
+        moved = environment.mismatches(locked)
+        rows.append(("uv.lock", f"{lock_path}: " + (f"{len(moved)} installed version(s) differ: "
+                                                    + ", ".join(sorted(moved)) if moved
+                                                    else f"all {len(locked)} locked versions installed")))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
 
 
-def _dist_version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def _mf6_line() -> str:
-    from phys_ml.stages.groundwater.mf6 import mf6_info
+    from phys_ml.stages.groundwater.mf6 import EXPECTED_VERSION, mf6_info
 
-    try:
-        found = mf6_info()
-    except PhysMLError as exc:
-        return f"not found ({exc})"
-    return f"{found.get('path')} (version {found.get('version')})"
+    found = mf6_info()
+    if found["error"]:
+        return f"not found ({found['error']})"
+    pinned = "= the pinned" if found["version"] == EXPECTED_VERSION else "the pipeline pins"
+    return f"{found['path']} (version {found['version']}; {pinned} {EXPECTED_VERSION})"
 
 
 @profile_app.command("apply")

@@ -1,37 +1,11 @@
 """End to end: the smoke profile through `dvc repro` in a fresh git repository, twice."""
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import yaml
 
+from tests.project_copy import DVC, project_repo, run
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-DVC = str(Path(sys.executable).with_name("dvc"))
-PHYS_ML = str(Path(sys.executable).with_name("phys-ml"))
-
-
-def run(cmd, cwd, timeout=1500):
-    bin_dir = str(Path(sys.executable).parent)  # dvc's stages call `phys-ml`, which lives beside this python
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result
-
-
-def copy_project(src: Path, dst: Path) -> None:
-    """The files git would commit (tracked and untracked-but-not-ignored), nothing generated."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=src,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, listed):
-        if (src / rel).is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src / rel, dst / rel)
 
 
 def declared_outputs(dvc_yaml: dict) -> list[str]:
@@ -47,13 +21,7 @@ def declared_outputs(dvc_yaml: dict) -> list[str]:
 
 
 def test_smoke_pipeline_runs_and_second_repro_does_nothing(tmp_path, project_root):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    copy_project(project_root, repo)
-    run(["git", "init", "-q"], repo)
-    run([PHYS_ML, "profile", "apply", "smoke"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "smoke"], repo)
+    repo = project_repo(project_root, tmp_path / "repo", profile="smoke")
 
     run([DVC, "repro"], repo)
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())

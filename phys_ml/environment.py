@@ -1,0 +1,65 @@
+"""The installed versions against `uv.lock`, the project's lock of exact versions (`make lock` writes it).
+
+The committed `dvc.lock` holds the bytes that the locked versions produce; a different numpy, pyarrow (which
+writes its version into every Parquet file), torch or TensorFlow moves them. `phys-ml info` and the
+environment tests use these functions to say whether this environment is the locked one.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+# The distributions whose versions decide the bytes of the pipeline's artifacts (mf6 is pinned by checksum in
+# stages/groundwater/mf6.py, not by the lock).
+BYTE_DECIDING = ("numpy", "scipy", "pyarrow", "torch", "zuko", "tensorflow", "tensorflow-probability", "flopy")
+
+
+def default_lock_path() -> Path:
+    """`uv.lock` at the root of the checkout this package is installed from (an editable install)."""
+    return Path(__file__).resolve().parents[1] / "uv.lock"
+
+
+def normalize(name: str) -> str:
+    """PEP 503 name normalization: `tf_keras` and `TF-Keras` are the same distribution."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_versions(lock_path: Path) -> dict[str, str]:
+    """Every package the lock pins, by normalized name, except the project itself (installed editable)."""
+    with open(lock_path, "rb") as handle:
+        lock = tomllib.load(handle)
+    return {normalize(p["name"]): p["version"] for p in lock.get("package", [])
+            if "version" in p and not p.get("source", {}).get("editable")}
+
+
+def installed_version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def mismatches(locked: dict[str, str]) -> dict[str, tuple[str, str | None]]:
+    """Locked packages whose installed version differs: name -> (locked, installed or None)."""
+    found = {name: (pinned, installed_version(name)) for name, pinned in locked.items()}
+    return {name: pair for name, pair in sorted(found.items()) if pair[0] != pair[1]}
+
+
+def version_rows(locked: dict[str, str] | None) -> list[tuple[str, str]]:
+    """(distribution, "installed version, and whether it is the locked one") for the byte-deciding packages."""
+    rows = []
+    for dist in BYTE_DECIDING:
+        installed = installed_version(dist) or "not installed"
+        if locked is None:
+            verdict = "no uv.lock to compare"
+        elif normalize(dist) not in locked:
+            verdict = "not in uv.lock"
+        elif locked[normalize(dist)] == installed:
+            verdict = "= uv.lock"
+        else:
+            verdict = f"uv.lock pins {locked[normalize(dist)]}: outputs may differ from dvc.lock"
+        rows.append((dist, f"{installed}  ({verdict})"))
+    return rows

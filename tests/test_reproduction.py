@@ -1,0 +1,49 @@
+"""A fresh environment reproduces the committed results: the cheap stages of the default profile, run again in a
+copy of the project, give exactly the bytes that the committed dvc.lock records.
+
+The bytes depend on the installed versions (pyarrow writes its version into every Parquet file; numpy, torch
+and TensorFlow decide the numbers), which is why `make install` installs uv.lock's versions. When this fails:
+- "dvc.lock is stale": code or params of the stage changed since dvc.lock was written: run `dvc repro` (or
+  `make pipeline`) and commit dvc.lock and reports/ with the change;
+- "bytes moved": the same code and params give other bytes, so the environment differs from the one that wrote
+  dvc.lock (`phys-ml info` names versions that are not uv.lock's). If a version change is intended (`make lock`),
+  rerun the pipeline and commit uv.lock, dvc.lock and reports/ together.
+"""
+
+import pytest
+
+from tests.project_copy import DVC, lock_stages, project_repo, run
+
+pytestmark = pytest.mark.slow
+
+# The stages of the default profile that take seconds to a minute on one core.
+CHEAP_STAGES = ["thermo-generate", "diphoton-generate", "rre-generate", "particles-generate@task2",
+                "particles-generate@task31", "particles-generate@task32"]
+
+
+def entries(stage: dict, kind: str) -> dict[str, str]:
+    return {item["path"]: item.get("md5") for item in stage.get(kind, [])}
+
+
+@pytest.mark.parametrize("stage", CHEAP_STAGES)
+def test_cheap_stage_gives_the_committed_bytes(stage, tmp_path, project_root):
+    committed = lock_stages((project_root / "dvc.lock").read_text())
+    assert stage in committed, f"{stage} is not in the committed dvc.lock: run `dvc repro {stage}` and commit it"
+    repo = project_repo(project_root, tmp_path / "repo")
+    # As `dvc repro` runs it for a user: no thread cap from the test session.
+    run([DVC, "repro", "--single-item", "--force", stage], repo, env_drop=("OMP_NUM_THREADS",))
+    rerun = lock_stages((repo / "dvc.lock").read_text())[stage]
+    before = committed[stage]
+
+    stale = sorted(path for path, md5 in entries(rerun, "deps").items() if entries(before, "deps").get(path) != md5)
+    if rerun.get("params") != before.get("params"):
+        stale.append("params.yaml")
+    assert not stale, (f"dvc.lock is stale for {stage}: {', '.join(stale)} changed since it was written; "
+                       f"run `dvc repro` and commit dvc.lock and reports/")
+
+    moved = [f"{path} (md5 {md5}, dvc.lock records {entries(before, 'outs').get(path)})"
+             for path, md5 in entries(rerun, "outs").items() if entries(before, "outs").get(path) != md5]
+    assert not moved, (f"{stage}: bytes moved in {'; '.join(moved)}. Same code and params, other bytes: this "
+                       f"environment is not the one that wrote dvc.lock (`phys-ml info` names versions that differ "
+                       f"from uv.lock). To change versions on purpose: `make lock`, `dvc repro`, and commit uv.lock, "
+                       f"dvc.lock and reports/ together.")

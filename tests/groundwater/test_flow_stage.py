@@ -90,6 +90,36 @@ def test_interrupted_training_resumes_to_the_same_model(smoke_data, tmp_path, mo
     assert (ctx.task_dir / store.MODEL_FILE).read_bytes() == (ctx0.task_dir / store.MODEL_FILE).read_bytes()
 
 
+def test_resume_after_a_checkpoint_equals_an_uninterrupted_run_with_dropout(smoke_data, tmp_path, monkeypatch):
+    """Issue 21 item 3: the checkpoint holds every random state of training (the dropout draws use torch's
+    global generator), so the history and the model of a resumed run are those of an uninterrupted one."""
+    params, _ = smoke_data
+    p = copy.deepcopy(params)
+    p["groundwater"]["flow"]["train"].update(epochs=4, patience=10)
+    p["groundwater"]["flow"]["model"]["dropout"] = 0.5
+    whole = _copy_ctx(smoke_data, tmp_path / "whole", p)
+    pipeline.train(whole, "flow")
+    ctx = _copy_ctx(smoke_data, tmp_path / "resumed", p)
+    real = flow_training.validation_loss
+    calls = {"n": 0}
+
+    def interrupt_third_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flow_training, "validation_loss", interrupt_third_epoch)
+    with pytest.raises(Interrupted, match="epoch 2 of 4"):
+        pipeline.train(ctx, "flow")
+    monkeypatch.setattr(flow_training, "validation_loss", real)
+    torch.manual_seed(12345)  # a new process: torch's global generator is anywhere
+    torch.rand(7)
+    pipeline.train(ctx, "flow")
+    for name in ("flow_history.parquet", str(store.MODEL_FILE)):
+        assert (ctx.task_dir / name).read_bytes() == (whole.task_dir / name).read_bytes(), name
+
+
 def test_non_finite_loss_exits_1_and_keeps_the_last_good_checkpoint(smoke_data, tmp_path, monkeypatch):
     params, _ = smoke_data
     p = copy.deepcopy(params)

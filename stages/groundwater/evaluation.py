@@ -17,6 +17,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+import json
+from dataclasses import asdict
+
 from phys_ml.stages.common.timings import Stopwatch
 
 from . import plots
@@ -130,3 +133,50 @@ def heldout_metrics(model, cfg: FlowConfig, lnk: np.ndarray, heads: np.ndarray,
     figs = {"flow_calibration.png": plots.calibration(levels, np.array(curves)), "flow_r2.png": plots.r2_map(r2),
             "flow_steps.png": plots.errors_vs_steps({s: np.array(v) for s, v in errors.items()})}
     return out, figs
+
+
+# ---------------------------------------------------------------- rows of the linear analysis and the refinement
+def _draw_fields(prefix: str, check) -> dict:
+    return {} if check is None else {f"{prefix}_{k}": v for k, v in asdict(check).items()}
+
+
+def _laplace_fields(prefix: str, lap, prior, obs: np.ndarray) -> dict:
+    ev = lap.explained_variance(prior)
+    return {f"{prefix}_iterations": sum(h.accepted for h in lap.history[1:]), f"{prefix}_search_runs": lap.n_runs,
+            f"{prefix}_stop_reason": lap.stop_reason, f"{prefix}_objective": lap.objective, f"{prefix}_phi": lap.phi,
+            f"{prefix}_map_heads_rmse": float(np.sqrt(np.mean((lap.sim_map - obs) ** 2))),
+            f"{prefix}_info_gain": lap.info_gain(), f"{prefix}_effective_dim": lap.effective_dim(),
+            f"{prefix}_explained_median": float(np.median(ev)), f"{prefix}_explained_above_0.8": float(np.mean(ev > 0.8)),
+            f"{prefix}_explained_variance": ev.tolist(),
+            f"{prefix}_history": json.dumps([asdict(h) for h in lap.history])}
+
+
+def laplace_row(dataset: dict, lap, prior, samples: np.ndarray, check, n_draws: int) -> dict:
+    """One data set of the linear analysis: Table-1 metrics of its Laplace draws, the search, the information
+    it finds and the MODFLOW runs of its draws (predictive fit, ELBO, Pareto-k)."""
+    row = {"name": dataset["name"], "n_runs": lap.n_runs + n_draws}
+    row.update(table1_metrics(samples, dataset["lnk"]))
+    row.update(_laplace_fields("laplace", lap, prior, dataset["heads_obs"]))
+    row.update(_draw_fields("draws", check))
+    return row
+
+
+def refine_row(dataset: dict, res, prior, flow_samples: np.ndarray, samples: np.ndarray, n_draws: int) -> dict:
+    """One data set of flow + refinement: the chosen posterior's Table-1 metrics (the refined one, or the flow's
+    after a fallback), the flow's own metrics beside (``flow_*``), the search and both draw checks."""
+    row = {"name": dataset["name"], "n_runs": res.n_runs, "accepted": res.accepted, "reason": res.reason}
+    row.update(table1_metrics(samples, dataset["lnk"]))
+    row.update({f"flow_{k}": v for k, v in table1_metrics(flow_samples, dataset["lnk"]).items()})
+    row.update(_draw_fields("flow_draws", res.flow_check))
+    row.update(_draw_fields("draws", res.refined_check if res.accepted else res.flow_check))
+    row.update(_draw_fields("laplace_draws", res.refined_check))
+    if res.laplace is not None:
+        row.update(_laplace_fields("laplace", res.laplace, prior, dataset["heads_obs"]))
+    return row
+
+
+def row_line(row: dict) -> str:
+    """A log line of one data set's row."""
+    return (f"LPP {row['lpp']:.1f}, rel. L2 {100 * row['relative_error']:.1f} %, coverage "
+            f"{100 * row['coverage95']:.0f} %, predictive heads RMSE {row.get('draws_predictive_mean_rmse', math.nan):.4f} m, "
+            f"{row['n_runs']} runs")

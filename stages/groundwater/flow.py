@@ -35,6 +35,8 @@ from zuko.lazy import Flow, UnconditionalDistribution
 from zuko.distributions import DiagNormal
 from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
 
+from .prior import kl_decomposition
+
 
 @dataclass(frozen=True)
 class FlowSizes:
@@ -73,11 +75,7 @@ class PriorWhitening(nn.Module):
 
     def __init__(self, mean: np.ndarray, cov: np.ndarray):
         super().__init__()
-        lam, phi = np.linalg.eigh(np.asarray(cov, np.float64))
-        order = np.argsort(lam)[::-1]
-        lam, phi = np.clip(lam[order], 1e-12, None), phi[:, order]
-        # A fixed sign per eigenvector (largest entry positive), so the basis does not depend on LAPACK's choice.
-        phi = phi * np.sign(phi[np.abs(phi).argmax(0), np.arange(phi.shape[1])])
+        lam, phi = kl_decomposition(cov)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("to_z", torch.as_tensor((phi / np.sqrt(lam)).T, dtype=torch.float32))  # (706, 706)
         self.register_buffer("to_y", torch.as_tensor(phi * np.sqrt(lam), dtype=torch.float32))
@@ -240,3 +238,13 @@ def posterior_samples(model: AmortizedPosterior, heads: np.ndarray, mask: np.nda
     h = torch.as_tensor(np.where(mask, heads, 0.0), dtype=torch.float32, device=device)
     m = torch.as_tensor(mask, device=device)
     return model.sample_lnk(h, m, n, generator=gen).double().cpu().numpy()
+
+
+@torch.no_grad()
+def log_prob_z(model: AmortizedPosterior, z: np.ndarray, heads: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(n,) float64 ln q(z | heads) of whitened draws z (n, dim) for one data set (heads, mask (13, 25))."""
+    device = model.heads_mean.device
+    n = len(z)
+    h = torch.as_tensor(np.where(mask, heads, 0.0), dtype=torch.float32, device=device).expand(n, *heads.shape)
+    m = torch.as_tensor(mask, device=device).expand(n, *mask.shape)
+    return model.log_prob_z(torch.as_tensor(z, dtype=torch.float32, device=device), h, m).double().cpu().numpy()

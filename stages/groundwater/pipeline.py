@@ -21,7 +21,7 @@ from phys_ml.stages.common.progress import print_summary, track
 from phys_ml.stages.common.runtime import resolve_device
 from phys_ml.stages.common.timings import Stopwatch, record_timing
 
-from . import evaluation, freyberg, plots, store
+from . import analysis, evaluation, freyberg, plots, store
 from .config import FlowConfig, GenerateConfig, IESConfig, ModelConfig, PriorConfig
 from .flow import AmortizedPosterior, n_parameters
 from .flow_training import NonFiniteLoss, TrainState, train as train_flow_model
@@ -212,11 +212,18 @@ def _train_flow(ctx: StageContext) -> None:
 
 def train(ctx: StageContext, subtask: str | None = None) -> None:
     """`phys-ml train groundwater flow` trains the amortized posterior, `... ies` (also `phys-ml groundwater ies`)
-    runs the smoother; no sub-task: both."""
+    runs the smoother, `... jacobian` / `glm` / `refine` the linear analysis and flow + refinement
+    (`analysis.py`); no sub-task: all, in that order of dependence."""
+    if subtask in (None, "jacobian"):
+        analysis.train_jacobian(ctx)
     if subtask in (None, "flow"):
         _train_flow(ctx)
     if subtask in (None, "ies"):
         _ies(ctx)
+    if subtask in (None, "glm"):
+        analysis.train_glm(ctx)
+    if subtask in (None, "refine"):
+        analysis.train_refine(ctx)
 
 
 def evaluate(ctx: StageContext, subtask: str | None = None) -> None:

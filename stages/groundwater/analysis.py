@@ -47,9 +47,13 @@ def _configs(ctx: StageContext):
     model_cfg = parse_config(ModelConfig, ctx.params, f"{TASK}.model")
     gen_cfg = parse_config(GenerateConfig, ctx.params, f"{TASK}.generate")
     cfg = parse_config(GLMConfig, ctx.params, f"{TASK}.glm")
-    params = {"model": model_cfg.artifact_params(), "prior": gen_cfg.prior.model_dump(),
-              "noise_sd": gen_cfg.noise_sd, "glm": cfg.model_dump()}
-    return model_cfg, gen_cfg, cfg, params
+    return model_cfg, gen_cfg, cfg, {"model": model_cfg.artifact_params(), "prior": gen_cfg.prior.model_dump(),
+                                     "noise_sd": gen_cfg.noise_sd}
+
+
+def _recorded(cfg: GLMConfig, *keys: str) -> dict:
+    """The glm params a stage uses (its DVC params), for its artifact's metadata."""
+    return {"glm": {k: v for k, v in cfg.model_dump().items() if k in keys}}
 
 
 def _interrupted(what: str) -> Interrupted:
@@ -73,7 +77,9 @@ def train_jacobian(ctx: StageContext) -> None:
         raise RunFailed(f"{TASK} jacobian: {exc}") from None
     except KeyboardInterrupt:
         raise _interrupted("the Jacobian") from None
-    store.write_prior_jacobian(ctx.task_dir / store.JACOBIAN_FILE, jac, sims[0], seed=cfg.seed, params=params)
+    store.write_prior_jacobian(ctx.task_dir / store.JACOBIAN_FILE, jac, sims[0], seed=cfg.seed,
+                               params={**params, **_recorded(cfg, "dvclose", "jacobian_modes"),
+                                       "fd_step": cfg.map.fd_step})
     h = (jac / gen_cfg.noise_sd) ** 2
     print_summary(ctx.console, f"{TASK} jacobian", {"modes": k, "MODFLOW runs": k + 1,
                                                      "trace(H) at the prior mean": float(h.sum())})
@@ -87,13 +93,14 @@ def train_glm(ctx: StageContext) -> None:
     sets = store.comparison_sets(ctx.task_dir, cfg.n_test, gen_cfg.noise_sd, cfg.seed)
     weights = np.full(store.N_OBS_CELLS * store.N_TIMES, 1.0 / gen_cfg.noise_sd)
     settings = cfg.map.settings()
+    jac0, _ = store.read_prior_jacobian(ctx.task_dir)
     rows, watch = [], Stopwatch()
     try:
         with open_analysis_runner(model_cfg, cfg) as pool, watch("glm_wall_s"):
             forward = checked_forward(pool, f"{TASK} glm")
             for i, s in enumerate(sets):
                 try:
-                    lap = gauss_newton(forward, prior, s["heads_obs"], weights, np.zeros(settings.n_modes), settings)
+                    lap = gauss_newton(forward, prior, s["heads_obs"], weights, np.zeros(0), settings, fixed=jac0)
                 except ForwardFailed as exc:
                     raise RunFailed(f"{TASK} glm, {s['name']}: {exc}") from None
                 rng = np.random.default_rng([cfg.seed, 1, i])
@@ -104,8 +111,9 @@ def train_glm(ctx: StageContext) -> None:
                 ctx.console.print(f"{TASK} glm {s['name']}: {evaluation.row_line(rows[-1])}", highlight=False)
     except KeyboardInterrupt:
         raise _interrupted("the linear analysis") from None
-    store.write_analysis(store.analysis_path(ctx.task_dir, "map"), rows, stage="glm", seed=cfg.seed, params=params,
-                         extra={"n_test": cfg.n_test})
+    store.write_analysis(store.analysis_path(ctx.task_dir, "map"), rows, stage="glm", seed=cfg.seed,
+                         params={**params, **_recorded(cfg, "seed", "dvclose", "n_test", "n_draws", "map"),
+                                 "n_samples": flow_cfg.evaluate.n_samples}, extra={"n_test": cfg.n_test})
     _record(ctx, "glm", rows, watch)
 
 
@@ -120,6 +128,7 @@ def train_refine(ctx: StageContext) -> None:
     sets = store.comparison_sets(ctx.task_dir, cfg.n_test, gen_cfg.noise_sd, cfg.seed)
     weights = np.full(store.N_OBS_CELLS * store.N_TIMES, 1.0 / gen_cfg.noise_sd)
     full = np.ones(HEADS_SHAPE, dtype=bool)
+    jac0, _ = store.read_prior_jacobian(ctx.task_dir)
     rows, watch = [], Stopwatch()
     try:
         with open_analysis_runner(model_cfg, cfg) as pool, watch("refine_wall_s"):
@@ -130,7 +139,8 @@ def train_refine(ctx: StageContext) -> None:
                 z_flow = prior.z(lnk_flow)
                 log_q = log_prob_z(model, z_flow[: cfg.n_draws], obs, full)
                 rng = np.random.default_rng([cfg.seed, 2, i])
-                res = refine(forward, prior, s["heads_obs"], weights, z_flow, log_q, cfg.refine.settings(), rng)
+                res = refine(forward, prior, s["heads_obs"], weights, z_flow, log_q, cfg.refine.settings(), rng,
+                             fixed=jac0)
                 refined = (prior.lnk(res.laplace.sample_z(flow_cfg.evaluate.n_samples, rng, prior.mean.size))
                            if res.accepted else lnk_flow)
                 rows.append(evaluation.refine_row(s, res, prior, lnk_flow, refined, cfg.n_draws))
@@ -139,7 +149,8 @@ def train_refine(ctx: StageContext) -> None:
     except KeyboardInterrupt:
         raise _interrupted("the refinement") from None
     store.write_analysis(store.analysis_path(ctx.task_dir, "refine"), rows, stage="refine", seed=cfg.seed,
-                         params={**params, "flow_evaluate": flow_cfg.evaluate.model_dump()},
+                         params={**params, **_recorded(cfg, "seed", "dvclose", "n_test", "n_draws", "refine"),
+                                 "n_samples": flow_cfg.evaluate.n_samples},
                          extra={"n_test": cfg.n_test})
     _record(ctx, "refine", rows, watch)
 

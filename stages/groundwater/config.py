@@ -102,6 +102,8 @@ class FlowModelConfig(Config):
     summary_dim: int = Field(ge=1)
     conv_channels: int = Field(ge=1)
     elementwise: bool = Field(description="a conditional elementwise affine layer before the couplings (ours)")
+    linear_modes: int = Field(ge=0, le=706, description="0: off; the linear summary in this many leading modes "
+                              "(needs `train groundwater jacobian` with at least as many)")
 
 
 class FlowTrainConfig(Config):
@@ -163,6 +165,7 @@ class GaussNewtonConfig(Config):
     max_rejects: int = Field(ge=1, description="stop after this many iterations in a row without improvement")
     max_runs: int = Field(ge=2, description="MODFLOW runs of the search and the final Jacobian at most")
     f_tol: float = Field(ge=0, description="stop when a step lowers the objective by less than this (nats)")
+    broyden: bool = Field(description="Broyden-update the trailing columns (from the prior mean's Jacobian)")
 
     @model_validator(mode="after")
     def _dampings(self) -> GaussNewtonConfig:

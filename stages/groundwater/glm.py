@@ -52,6 +52,7 @@ class GNSettings:
     max_rejects: int  # stop after this many iterations in a row without an improving candidate
     max_runs: int  # MODFLOW runs of the MAP search and the final Jacobian at most
     f_tol: float  # stop when an accepted step lowers the objective by less than this (nats)
+    broyden: bool  # update the columns of a fixed Jacobian after each accepted step (see `gauss_newton`)
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,12 @@ def log_target(z: np.ndarray, sims: np.ndarray, d: np.ndarray, weights: np.ndarr
     return -0.5 * (z**2).sum(1) - 0.5 * (((d - sims) * weights) ** 2).sum(1)
 
 
-def jacobian(forward: Forward, prior: ReducedPrior, z: np.ndarray, sim: np.ndarray, step: float) -> np.ndarray:
-    """(n_obs, k) forward differences dG/dz_k at whitened z (k,) whose heads are ``sim``: k runs in one batch."""
-    k = len(z)
-    sims, ok = forward(prior.lnk(z + step * np.eye(k)))
+def jacobian(forward: Forward, prior: ReducedPrior, z: np.ndarray, sim: np.ndarray, step: float,
+             k: int | None = None) -> np.ndarray:
+    """(n_obs, k) forward differences dG/dz in the k leading modes (all of z's by default) at whitened z whose
+    heads are ``sim``: k runs in one batch."""
+    k = len(z) if k is None else k
+    sims, ok = forward(prior.lnk(z + step * np.eye(len(z))[:k]))
     if not ok.all():
         raise ForwardFailed(f"{int((~ok).sum())} of {k} Jacobian runs did not converge")
     return (sims - sim).T / step
@@ -169,14 +172,22 @@ def _laplace(z: np.ndarray, sim: np.ndarray, jac: np.ndarray, d: np.ndarray, wei
 
 
 def gauss_newton(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: np.ndarray, z0: np.ndarray,
-                 cfg: GNSettings, on_step: Callable[[GNStep], None] | None = None) -> Laplace:
-    """MAP of f(z) in the k leading modes from ``z0`` (k,), then the Laplace posterior there (module docstring).
+                 cfg: GNSettings, fixed: np.ndarray | None = None,
+                 on_step: Callable[[GNStep], None] | None = None) -> Laplace:
+    """MAP of f(z) from ``z0``, then the Laplace posterior there (module docstring).
 
-    ``weights`` (n_obs,) is 1 / sigma per observed value and 0 where a value is missing.
+    Without ``fixed`` the search and the Laplace posterior are in the k = ``cfg.n_modes`` leading modes. With
+    ``fixed`` (n_obs, K), a Jacobian computed once elsewhere (at the prior mean: `train groundwater jacobian`),
+    they are in its K >= k modes: the k leading columns are forward differences at every iterate, the others
+    come from ``fixed`` (Broyden-updated after each accepted step when ``cfg.broyden``). ``weights`` (n_obs,) is
+    1 / sigma per observed value and 0 where a value is missing.
     """
     d, weights = np.asarray(d, float), np.asarray(weights, float)
     k = cfg.n_modes
-    z = np.asarray(z0, float)[:k].copy()
+    dim = k if fixed is None else max(k, fixed.shape[1])
+    z = np.zeros(dim)
+    z[: min(dim, len(z0))] = np.asarray(z0, float)[:dim]
+    rest = None if fixed is None else np.array(fixed[:, k:dim], float)
     sims, ok = forward(prior.lnk(z)[None])
     if not ok[0]:
         raise ForwardFailed("the run at the starting point did not converge")
@@ -184,46 +195,55 @@ def gauss_newton(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: 
     f, phi, pt = objective(z, sim, d, weights)
     history = [GNStep(0, True, float("nan"), f, phi, pt, n_runs)]
     lams = np.asarray(cfg.lambdas, float)
-    stop, it, rejects = f"reached {cfg.max_iter} steps", 0, 0
-    while True:
-        if it >= cfg.max_iter:
-            break
-        if n_runs + 2 * k + len(lams) > cfg.max_runs:  # this iteration and the final Jacobian must fit
+    stop, it, rejects, jac = f"reached {cfg.max_iter} steps", 0, 0, None
+
+    def record(accepted: bool, lam: float) -> None:
+        history.append(GNStep(it, accepted, lam, f, phi, pt, n_runs))
+        if on_step is not None:
+            on_step(history[-1])
+
+    while it < cfg.max_iter:
+        if n_runs + (0 if jac is not None else k) + len(lams) + k > cfg.max_runs:  # the final Jacobian must fit
             stop = f"run budget ({cfg.max_runs})"
             break
-        jac = jacobian(forward, prior, z, sim, cfg.fd_step)
-        n_runs += k
+        if jac is None:  # a new point: its leading columns by forward differences
+            lead = jacobian(forward, prior, z, sim, cfg.fd_step, k)
+            n_runs += k
+            jac = lead if rest is None else np.hstack([lead, rest])
         wj = jac * weights[:, None]
-        h = wj.T @ wj
+        a = np.eye(dim) + wj.T @ wj
         grad = wj.T @ ((d - sim) * weights) - z  # minus the gradient of f
-        cands = np.stack([z + np.linalg.solve(np.eye(k) * (1.0 + lam) + h, grad) for lam in lams])
+        cands = np.stack([z + np.linalg.solve(a + lam * np.diag(np.diag(a)), grad) for lam in lams])
         csims, cok = forward(prior.lnk(cands))
         n_runs += len(lams)
         fs = np.array([objective(c, s, d, weights)[0] if good else np.inf for c, s, good in zip(cands, csims, cok)])
         best = int(np.argmin(fs))
-        if fs[best] < f:
-            f_old = f
-            z, sim = cands[best], csims[best]
-            f, phi, pt = objective(z, sim, d, weights)
-            it += 1
-            rejects = 0
-            history.append(GNStep(it, True, float(lams[best]), f, phi, pt, n_runs))
-            if on_step is not None:
-                on_step(history[-1])
-            if f_old - f < cfg.f_tol:
-                stop = f"objective fell by less than {cfg.f_tol:g} nats"
-                break
-        else:
+        if fs[best] >= f:
             rejects += 1
-            history.append(GNStep(it, False, float(lams[best]), f, phi, pt, n_runs))
-            if on_step is not None:
-                on_step(history[-1])
+            record(False, float(lams[best]))
             lams = lams * cfg.lambda_inc + (lams == 0) * 1.0
             if rejects >= cfg.max_rejects:
                 stop = f"{rejects} iterations without an improving step"
                 break
-    jac = jacobian(forward, prior, z, sim, cfg.fd_step)
-    return _laplace(z, sim, jac, d, weights, n_runs + k, stop, history)
+            continue
+        step, dsim = cands[best] - z, csims[best] - sim
+        if rest is not None and cfg.broyden:  # secant condition on the trailing columns (Broyden 1965),
+            tail = step[k:]                   # for steps above the forward-difference scale (else: noise)
+            if np.linalg.norm(tail) > cfg.fd_step:
+                rest = rest + np.outer(dsim - jac @ step, tail) / (tail @ tail)
+        f_old, lam = f, float(lams[best])
+        z, sim, jac = cands[best], csims[best], None
+        f, phi, pt = objective(z, sim, d, weights)
+        it, rejects, lams = it + 1, 0, np.asarray(cfg.lambdas, float)
+        record(True, lam)
+        if f_old - f < cfg.f_tol:
+            stop = f"objective fell by less than {cfg.f_tol:g} nats"
+            break
+    if jac is None:
+        lead = jacobian(forward, prior, z, sim, cfg.fd_step, k)
+        n_runs += k
+        jac = lead if rest is None else np.hstack([lead, rest])
+    return _laplace(z, sim, jac, d, weights, n_runs, stop, history)
 
 
 def linear_gaussian_posterior(jac: np.ndarray, sim0: np.ndarray, z0: np.ndarray, d: np.ndarray,

@@ -162,11 +162,20 @@ def _train_flow(ctx: StageContext) -> None:
                                cfg.sizes()).to(device)
     settings = cfg.settings(gen_cfg.noise_sd)
     tensor = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+    linearization = None
+    if cfg.model.linear_modes > 0:
+        linearization = store.read_prior_jacobian(ctx.task_dir)
+        if linearization[0].shape[1] < cfg.model.linear_modes:
+            raise UserError(f"{TASK}.flow.model.linear_modes ({cfg.model.linear_modes}) exceeds the "
+                            f"{linearization[0].shape[1]} modes of {store.JACOBIAN_FILE}: raise "
+                            f"{TASK}.glm.jacobian_modes and rerun `phys-ml train groundwater jacobian`")
+        model.set_linear_summary(*linearization, gen_cfg.noise_sd, tensor(heads_tr))
     with torch.no_grad():
         z_tr, z_va = model.whitening(tensor(lnk_tr)), model.whitening(tensor(lnk_va))
     params = {"flow": cfg.model_dump(), "prior": gen_cfg.prior.model_dump(), "noise_sd": gen_cfg.noise_sd}
     ckpt = store.FlowCheckpoint(ctx.task_dir / store.CHECKPOINT_FILE, store.data_fingerprint(
-        {"flow": params["flow"], "prior": params["prior"]}, lnk_tr, heads_tr))
+        {"flow": params["flow"], "prior": params["prior"]}, lnk_tr, heads_tr,
+        *(linearization if linearization is not None else ())))
     saved, note = ckpt.load()
     if note:
         ctx.console.print(f"{TASK} flow: {note}", highlight=False)

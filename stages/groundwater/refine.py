@@ -38,16 +38,18 @@ def run_draws(forward: Forward, prior: ReducedPrior, z: np.ndarray, log_q: np.nd
 
 
 def refine(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: np.ndarray, flow_z: np.ndarray,
-           flow_log_q: np.ndarray, cfg: GNSettings, rng: np.random.Generator) -> Refined:
+           flow_log_q: np.ndarray, cfg: GNSettings, rng: np.random.Generator,
+           fixed: np.ndarray | None = None) -> Refined:
     """Refine the flow's posterior of one data set.
 
     ``flow_z`` (S, dim) whitened flow draws; ``flow_log_q`` (n,) ln q of the first n of them, the draws that run
-    through MODFLOW for the guard (n = len(flow_log_q); the refined posterior gets as many).
+    through MODFLOW for the guard (n = len(flow_log_q); the refined posterior gets as many); ``fixed`` the
+    Jacobian of the trailing modes (`glm.gauss_newton`).
     """
     n = len(flow_log_q)
     flow_check = run_draws(forward, prior, flow_z[:n], flow_log_q, d, weights)
     try:
-        lap = gauss_newton(forward, prior, d, weights, flow_z.mean(0)[: cfg.n_modes], cfg)
+        lap = gauss_newton(forward, prior, d, weights, flow_z.mean(0), cfg, fixed=fixed)
     except ForwardFailed as exc:
         return Refined(None, False, f"fallback: {exc}", flow_check, None, n)
     z = lap.sample_z(n, rng, flow_z.shape[1])

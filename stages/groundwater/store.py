@@ -258,7 +258,8 @@ def load_model(path: Path, device="cpu"):
         raise UserError(f"{path} is not a phys-ml groundwater flow model")
     dim = int(blob["dim"])
     model = AmortizedPosterior(np.zeros(dim), np.eye(dim), np.zeros((blob["n_wells"], blob["n_steps"])),
-                               np.ones((blob["n_wells"], blob["n_steps"])), FlowSizes(**blob["sizes"]))
+                               np.ones((blob["n_wells"], blob["n_steps"])),
+                               FlowSizes(**{"linear_modes": 0, **blob["sizes"]}))  # files from before it
     model.load_state_dict(blob["state_dict"])
     return model.to(device).eval(), json.loads(blob["meta"])
 

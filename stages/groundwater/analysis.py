@@ -11,9 +11,12 @@ Every MODFLOW run goes through the runner (local or dask) with the tight solver 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from phys_ml.stages.common import artifacts
 from phys_ml.stages.common.config import parse_config
 from phys_ml.stages.common.context import StageContext
 from phys_ml.stages.common.errors import Interrupted, RunFailed
@@ -23,7 +26,7 @@ from phys_ml.stages.common.timings import Stopwatch, record_timing
 from . import evaluation, freyberg, store
 from .config import FlowConfig, GenerateConfig, GLMConfig, ModelConfig
 from .flow import log_prob_z, posterior_samples
-from .glm import ForwardFailed, ReducedPrior, gauss_newton, jacobian
+from .glm import ForwardFailed, ReducedPrior, extend_modes, gauss_newton, jacobian
 from .mf6 import find_mf6
 from .prior import GaussianPrior
 from .refine import refine, run_draws
@@ -93,14 +96,16 @@ def train_glm(ctx: StageContext) -> None:
     sets = store.comparison_sets(ctx.task_dir, cfg.n_test, gen_cfg.noise_sd, cfg.seed)
     weights = np.full(store.N_OBS_CELLS * store.N_TIMES, 1.0 / gen_cfg.noise_sd)
     settings = cfg.map.settings()
-    jac0, _ = store.read_prior_jacobian(ctx.task_dir)
+    jac0 = store.read_prior_jacobian(ctx.task_dir)[0] if cfg.extend else None
     rows, watch = [], Stopwatch()
     try:
         with open_analysis_runner(model_cfg, cfg) as pool, watch("glm_wall_s"):
             forward = checked_forward(pool, f"{TASK} glm")
             for i, s in enumerate(sets):
                 try:
-                    lap = gauss_newton(forward, prior, s["heads_obs"], weights, np.zeros(0), settings, fixed=jac0)
+                    lap = gauss_newton(forward, prior, s["heads_obs"], weights, np.zeros(0), settings)
+                    if jac0 is not None:
+                        lap, _ = extend_modes(forward, prior, s["heads_obs"], weights, lap, jac0)
                 except ForwardFailed as exc:
                     raise RunFailed(f"{TASK} glm, {s['name']}: {exc}") from None
                 rng = np.random.default_rng([cfg.seed, 1, i])
@@ -112,7 +117,7 @@ def train_glm(ctx: StageContext) -> None:
     except KeyboardInterrupt:
         raise _interrupted("the linear analysis") from None
     store.write_analysis(store.analysis_path(ctx.task_dir, "map"), rows, stage="glm", seed=cfg.seed,
-                         params={**params, **_recorded(cfg, "seed", "dvclose", "n_test", "n_draws", "map"),
+                         params={**params, **_recorded(cfg, "seed", "dvclose", "n_test", "n_draws", "extend", "map"),
                                  "n_samples": flow_cfg.evaluate.n_samples}, extra={"n_test": cfg.n_test})
     _record(ctx, "glm", rows, watch)
 
@@ -128,7 +133,7 @@ def train_refine(ctx: StageContext) -> None:
     sets = store.comparison_sets(ctx.task_dir, cfg.n_test, gen_cfg.noise_sd, cfg.seed)
     weights = np.full(store.N_OBS_CELLS * store.N_TIMES, 1.0 / gen_cfg.noise_sd)
     full = np.ones(HEADS_SHAPE, dtype=bool)
-    jac0, _ = store.read_prior_jacobian(ctx.task_dir)
+    jac0 = store.read_prior_jacobian(ctx.task_dir)[0] if cfg.extend else None
     rows, watch = [], Stopwatch()
     try:
         with open_analysis_runner(model_cfg, cfg) as pool, watch("refine_wall_s"):
@@ -149,7 +154,7 @@ def train_refine(ctx: StageContext) -> None:
     except KeyboardInterrupt:
         raise _interrupted("the refinement") from None
     store.write_analysis(store.analysis_path(ctx.task_dir, "refine"), rows, stage="refine", seed=cfg.seed,
-                         params={**params, **_recorded(cfg, "seed", "dvclose", "n_test", "n_draws", "refine"),
+                         params={**params, **_recorded(cfg, "seed", "dvclose", "n_test", "n_draws", "extend", "refine"),
                                  "n_samples": flow_cfg.evaluate.n_samples},
                          extra={"n_test": cfg.n_test})
     _record(ctx, "refine", rows, watch)
@@ -162,3 +167,56 @@ def _record(ctx: StageContext, stage: str, rows: list[dict], watch: Stopwatch) -
                                               "runs_per_s": round(runs / wall, 2) if wall > 0 else None})
     print_summary(ctx.console, f"{TASK} {stage}", {"data sets": len(rows), "MODFLOW runs": runs,
                                                    "runs per data set (max)": max(r["n_runs"] for r in rows)})
+
+
+def comparison(ctx: StageContext) -> dict:
+    """The metrics of every method on the comparison data sets and of the information in the heads (for
+    `evaluate`); parts whose artifacts are missing are left out."""
+    _, gen_cfg, cfg, _ = _configs(ctx)
+    read = lambda method: (store.read_analysis(store.analysis_path(ctx.task_dir, method))[0]  # noqa: E731
+                           if store.analysis_path(ctx.task_dir, method).is_file() else None)
+    sets = store.comparison_sets(ctx.task_dir, cfg.n_test, gen_cfg.noise_sd, cfg.seed)
+    p = gen_cfg.prior
+    prior = GaussianPrior.exponential(freyberg.active_centres(), p.mean, p.variance, p.length)
+    out = evaluation.comparison_metrics(read("map"), read("refine"), prior, gen_cfg.seed, sets, store.REFERENCES)
+    if (ctx.task_dir / store.JACOBIAN_FILE).is_file():
+        jac0, _ = store.read_prior_jacobian(ctx.task_dir)
+        _, lnk_va, _ = store.read_split(ctx.task_dir, "val")
+        train_json = ctx.task_dir / "flow_train.json"
+        best = artifacts.read_json(train_json)["best_val_nll"] if train_json.is_file() else None
+        out.update(evaluation.information_metrics(jac0, gen_cfg.noise_sd, reduced_prior(gen_cfg).z(lnk_va), best))
+    return out
+
+
+def refine_setup(params: dict, data_dir: Path):
+    """The configs, mf6 and prior Jacobian of `infer --refine`, checked before any work (UserErrors)."""
+    model_cfg = parse_config(ModelConfig, params, f"{TASK}.model")
+    gen_cfg = parse_config(GenerateConfig, params, f"{TASK}.generate")
+    cfg = parse_config(GLMConfig, params, f"{TASK}.glm")
+    runner_settings(model_cfg)
+    find_mf6(model_cfg.mf6)
+    jac0 = store.read_prior_jacobian(Path(data_dir) / TASK)[0] if cfg.extend else None
+    return model_cfg, gen_cfg, cfg, jac0
+
+
+def refine_observations(setup, model, heads: np.ndarray, mask: np.ndarray, lnk_flow: np.ndarray,
+                        seed: int) -> tuple[np.ndarray, dict]:
+    """`infer --refine`: the flow's draws ``lnk_flow`` (S, 706) of one data set refined (`refine.refine`); returns
+    S draws of the posterior kept (refined, or the flow's after a fallback) and what happened."""
+    model_cfg, gen_cfg, cfg, jac0 = setup
+    prior = reduced_prior(gen_cfg)
+    d = np.nan_to_num(np.where(mask, heads, 0.0)).reshape(-1)
+    weights = np.where(mask.reshape(-1), 1.0 / gen_cfg.noise_sd, 0.0)
+    z_flow = prior.z(lnk_flow)
+    log_q = log_prob_z(model, z_flow[: cfg.n_draws], heads, mask)
+    rng = np.random.default_rng([seed, 2])
+    try:
+        with open_analysis_runner(model_cfg, cfg) as pool:
+            res = refine(checked_forward(pool, f"{TASK} infer --refine"), prior, d, weights, z_flow, log_q,
+                         cfg.refine.settings(), rng, fixed=jac0)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; nothing was written: rerun `phys-ml groundwater infer --refine`") from None
+    samples = prior.lnk(res.laplace.sample_z(len(lnk_flow), rng, prior.mean.size)) if res.accepted else lnk_flow
+    check = res.refined_check if res.accepted else res.flow_check
+    return samples, {"refined": res.accepted, "refine_reason": res.reason, "refine_modflow_runs": res.n_runs,
+                     "predictive_mean_heads_rmse": check.predictive_mean_rmse}

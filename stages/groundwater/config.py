@@ -165,7 +165,6 @@ class GaussNewtonConfig(Config):
     max_rejects: int = Field(ge=1, description="stop after this many iterations in a row without improvement")
     max_runs: int = Field(ge=2, description="MODFLOW runs of the search and the final Jacobian at most")
     f_tol: float = Field(ge=0, description="stop when a step lowers the objective by less than this (nats)")
-    broyden: bool = Field(description="Broyden-update the trailing columns (from the prior mean's Jacobian)")
 
     @model_validator(mode="after")
     def _dampings(self) -> GaussNewtonConfig:
@@ -183,5 +182,6 @@ class GLMConfig(Config):
     n_test: int = Field(ge=0, description="test-split data sets of the comparison subset (the first ones)")
     n_draws: int = Field(ge=0, description="posterior draws per data set and method run through MODFLOW")
     jacobian_modes: int = Field(ge=1, le=706, description="modes of the Jacobian at the prior mean")
+    extend: bool = Field(description="extend each Laplace posterior to the Jacobian-at-the-prior-mean's modes")
     map: GaussNewtonConfig
     refine: GaussNewtonConfig

@@ -10,7 +10,7 @@ With a Gaussian prior ln K = mu + B z, B = Phi Lambda^1/2 (Karhunen-Loeve, large
 - objective f(z) = |z|^2 / 2 + |W (d - G(z))|^2 / 2 (W = 1 / sigma per observed value, 0 where missing);
   phi = |W (d - G)|^2.
 - Gauss-Newton / Levenberg-Marquardt: with J = dG/dz_k by forward differences (k MODFLOW runs), H = J^T W^2 J,
-  each candidate step is delta = (I + H + lambda I)^-1 (J^T W^2 r - z), r = d - G(z); the candidates (one per
+  each candidate step is delta = ((1 + lambda) I + H)^-1 (J^T W^2 r - z), r = d - G(z); the candidates (one per
   lambda) run together, the best is accepted if it lowers f, else lambda grows; stop when f falls by less than
   ``f_tol`` nats, after ``max_iter`` accepted steps, or when the next iteration would pass ``max_runs``.
   With lambda = 0 on a linear-Gaussian problem one step lands on the exact posterior mean.
@@ -52,7 +52,6 @@ class GNSettings:
     max_rejects: int  # stop after this many iterations in a row without an improving candidate
     max_runs: int  # MODFLOW runs of the MAP search and the final Jacobian at most
     f_tol: float  # stop when an accepted step lowers the objective by less than this (nats)
-    broyden: bool  # update the columns of a fixed Jacobian after each accepted step (see `gauss_newton`)
 
 
 @dataclass(frozen=True)
@@ -151,12 +150,10 @@ def log_target(z: np.ndarray, sims: np.ndarray, d: np.ndarray, weights: np.ndarr
     return -0.5 * (z**2).sum(1) - 0.5 * (((d - sims) * weights) ** 2).sum(1)
 
 
-def jacobian(forward: Forward, prior: ReducedPrior, z: np.ndarray, sim: np.ndarray, step: float,
-             k: int | None = None) -> np.ndarray:
-    """(n_obs, k) forward differences dG/dz in the k leading modes (all of z's by default) at whitened z whose
-    heads are ``sim``: k runs in one batch."""
-    k = len(z) if k is None else k
-    sims, ok = forward(prior.lnk(z + step * np.eye(len(z))[:k]))
+def jacobian(forward: Forward, prior: ReducedPrior, z: np.ndarray, sim: np.ndarray, step: float) -> np.ndarray:
+    """(n_obs, k) forward differences dG/dz at whitened z (k,) whose heads are ``sim``: k runs in one batch."""
+    k = len(z)
+    sims, ok = forward(prior.lnk(z + step * np.eye(k)))
     if not ok.all():
         raise ForwardFailed(f"{int((~ok).sum())} of {k} Jacobian runs did not converge")
     return (sims - sim).T / step
@@ -172,22 +169,13 @@ def _laplace(z: np.ndarray, sim: np.ndarray, jac: np.ndarray, d: np.ndarray, wei
 
 
 def gauss_newton(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: np.ndarray, z0: np.ndarray,
-                 cfg: GNSettings, fixed: np.ndarray | None = None,
-                 on_step: Callable[[GNStep], None] | None = None) -> Laplace:
-    """MAP of f(z) from ``z0``, then the Laplace posterior there (module docstring).
-
-    Without ``fixed`` the search and the Laplace posterior are in the k = ``cfg.n_modes`` leading modes. With
-    ``fixed`` (n_obs, K), a Jacobian computed once elsewhere (at the prior mean: `train groundwater jacobian`),
-    they are in its K >= k modes: the k leading columns are forward differences at every iterate, the others
-    come from ``fixed`` (Broyden-updated after each accepted step when ``cfg.broyden``). ``weights`` (n_obs,) is
-    1 / sigma per observed value and 0 where a value is missing.
-    """
+                 cfg: GNSettings, on_step: Callable[[GNStep], None] | None = None) -> Laplace:
+    """MAP of f(z) in the k = ``cfg.n_modes`` leading modes from ``z0`` (its first k entries), then the Laplace
+    posterior there (module docstring). ``weights`` (n_obs,) is 1 / sigma per observed value, 0 where missing."""
     d, weights = np.asarray(d, float), np.asarray(weights, float)
     k = cfg.n_modes
-    dim = k if fixed is None else max(k, fixed.shape[1])
-    z = np.zeros(dim)
-    z[: min(dim, len(z0))] = np.asarray(z0, float)[:dim]
-    rest = None if fixed is None else np.array(fixed[:, k:dim], float)
+    z = np.zeros(k)
+    z[: min(k, len(z0))] = np.asarray(z0, float)[:k]
     sims, ok = forward(prior.lnk(z)[None])
     if not ok[0]:
         raise ForwardFailed("the run at the starting point did not converge")
@@ -206,14 +194,15 @@ def gauss_newton(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: 
         if n_runs + (0 if jac is not None else k) + len(lams) + k > cfg.max_runs:  # the final Jacobian must fit
             stop = f"run budget ({cfg.max_runs})"
             break
-        if jac is None:  # a new point: its leading columns by forward differences
-            lead = jacobian(forward, prior, z, sim, cfg.fd_step, k)
+        if jac is None:  # a new point: a new Jacobian (a rejected step keeps the last one)
+            jac = jacobian(forward, prior, z, sim, cfg.fd_step)
             n_runs += k
-            jac = lead if rest is None else np.hstack([lead, rest])
         wj = jac * weights[:, None]
-        a = np.eye(dim) + wj.T @ wj
+        a = np.eye(k) + wj.T @ wj
         grad = wj.T @ ((d - sim) * weights) - z  # minus the gradient of f
-        cands = np.stack([z + np.linalg.solve(a + lam * np.diag(np.diag(a)), grad) for lam in lams])
+        # Levenberg damping in whitened units: lambda I shortens the steps along the weakly informed directions
+        # (where a Gauss-Newton step of a nonlinear model goes wild) and barely those the data pin down
+        cands = np.stack([z + np.linalg.solve(a + lam * np.eye(k), grad) for lam in lams])
         csims, cok = forward(prior.lnk(cands))
         n_runs += len(lams)
         fs = np.array([objective(c, s, d, weights)[0] if good else np.inf for c, s, good in zip(cands, csims, cok)])
@@ -226,11 +215,6 @@ def gauss_newton(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: 
                 stop = f"{rejects} iterations without an improving step"
                 break
             continue
-        step, dsim = cands[best] - z, csims[best] - sim
-        if rest is not None and cfg.broyden:  # secant condition on the trailing columns (Broyden 1965),
-            tail = step[k:]                   # for steps above the forward-difference scale (else: noise)
-            if np.linalg.norm(tail) > cfg.fd_step:
-                rest = rest + np.outer(dsim - jac @ step, tail) / (tail @ tail)
         f_old, lam = f, float(lams[best])
         z, sim, jac = cands[best], csims[best], None
         f, phi, pt = objective(z, sim, d, weights)
@@ -240,10 +224,29 @@ def gauss_newton(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: 
             stop = f"objective fell by less than {cfg.f_tol:g} nats"
             break
     if jac is None:
-        lead = jacobian(forward, prior, z, sim, cfg.fd_step, k)
+        jac = jacobian(forward, prior, z, sim, cfg.fd_step)
         n_runs += k
-        jac = lead if rest is None else np.hstack([lead, rest])
     return _laplace(z, sim, jac, d, weights, n_runs, stop, history)
+
+
+def extend_modes(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: np.ndarray, lap: Laplace,
+                 fixed: np.ndarray) -> tuple[Laplace, bool]:
+    """The Laplace posterior of ``lap`` (k modes) extended to the K = ``fixed.shape[1]`` modes of a Jacobian
+    computed once elsewhere (at the prior mean): its leading k columns are the MAP's own, the others ``fixed``'s,
+    so the trailing modes get the information the heads carry on them in the linear limit instead of the prior.
+    One undamped Gauss-Newton step over all K modes moves the mean too; it is kept only if a MODFLOW run at the
+    new point lowers the objective (the second value returned says whether it did). One run."""
+    k, big = lap.k, fixed.shape[1]
+    if big <= k:
+        return lap, False
+    jac = np.hstack([lap.jacobian, fixed[:, k:]])
+    z = np.concatenate([lap.z_map, np.zeros(big - k)])
+    wj = jac * weights[:, None]
+    step = np.linalg.solve(np.eye(big) + wj.T @ wj, wj.T @ ((d - lap.sim_map) * weights) - z)
+    sims, ok = forward(prior.lnk(z + step)[None])
+    moved = bool(ok[0]) and objective(z + step, sims[0], d, weights)[0] < objective(z, lap.sim_map, d, weights)[0]
+    z, sim = (z + step, sims[0]) if moved else (z, lap.sim_map)
+    return _laplace(z, sim, jac, d, weights, lap.n_runs + 1, lap.stop_reason, lap.history), moved
 
 
 def linear_gaussian_posterior(jac: np.ndarray, sim0: np.ndarray, z0: np.ndarray, d: np.ndarray,
@@ -259,15 +262,17 @@ def linear_gaussian_posterior(jac: np.ndarray, sim0: np.ndarray, z0: np.ndarray,
 def pareto_k(log_w: np.ndarray) -> float:
     """Pareto-k diagnostic of importance log-weights (PSIS, Vehtari et al. 2024; the generalized Pareto fit of
     Zhang & Stephens 2009 to the largest M = min(n / 5, 3 sqrt(n)) weights, with the weakly informative prior of
-    the PSIS reference code). k < 0.5 good, 0.5-0.7 usable, > 0.7 the proposal is unreliable."""
+    the PSIS reference code). k < 0.5 good, 0.5-0.7 usable, > 0.7 the proposal is unreliable; inf when a few
+    draws hold all the weight."""
     lw = np.sort(np.asarray(log_w, float))
     n = len(lw)
     m = int(min(n / 5.0, 3.0 * math.sqrt(n)))
     if m < 5:
         return float("nan")
-    x = np.exp(lw[-m:] - lw[-m - 1]) - 1.0  # exceedances over the threshold
-    x = np.sort(x)
+    x = np.exp(lw[-m:] - lw[-1]) - np.exp(lw[-m - 1] - lw[-1])  # exceedances over the threshold, scaled
     n_t = len(x)
+    if np.count_nonzero(x > 0) < n_t // 2 + 1 or x[int(n_t / 4 + 0.5) - 1] <= 0:
+        return float("inf")  # a few draws hold all the weight: the tail is heavier than any fit can say
     prior_bs, prior_k = 3.0, 10.0
     m_est = 30 + int(math.sqrt(n_t))
     b_ary = 1.0 - np.sqrt(m_est / (np.arange(1, m_est + 1) - 0.5))

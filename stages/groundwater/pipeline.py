@@ -175,7 +175,7 @@ def _train_flow(ctx: StageContext) -> None:
     params = {"flow": cfg.model_dump(), "prior": gen_cfg.prior.model_dump(), "noise_sd": gen_cfg.noise_sd}
     ckpt = store.FlowCheckpoint(ctx.task_dir / store.CHECKPOINT_FILE, store.data_fingerprint(
         {"flow": params["flow"], "prior": params["prior"]}, lnk_tr, heads_tr,
-        *(linearization if linearization is not None else ())))
+        *(() if linearization is None else (linearization[0][:, :cfg.model.linear_modes], linearization[1]))))
     saved, note = ckpt.load()
     if note:
         ctx.console.print(f"{TASK} flow: {note}", highlight=False)
@@ -203,7 +203,8 @@ def _train_flow(ctx: StageContext) -> None:
         raise Interrupted(f"interrupted; rerun resumes from {ckpt.path} (epoch {ckpt.epochs_done()} of "
                           f"{settings.epochs} done)") from None
     extra = {"params": params, "best_epoch": state.best_epoch, "best_val_loss": state.best_val,
-             "units": store.UNITS, "obs_cells": freyberg.OBS_CELLS}
+             "units": store.UNITS, "obs_cells": freyberg.OBS_CELLS,  # the training range: `infer`'s OOD check
+             "heads_min": heads_tr.min(0).tolist(), "heads_max": heads_tr.max(0).tolist()}
     store.save_model(model.cpu(), ctx.task_dir / store.MODEL_FILE, extra)
     store.write_history(ctx.task_dir / "flow_history.parquet", state.history, seed=cfg.seed, params=params,
                         stop_reason=state.stopped)
@@ -270,6 +271,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     metrics.update(m)
     figs.update(f)
     figs["flow_training.png"] = plots.training_curve(store.read_history(ctx.task_dir / "flow_history.parquet"))
+    metrics.update(analysis.comparison(ctx))
     for fname, fig in figs.items():
         save_png(fig, ctx.task_dir / "figures" / fname)
     artifacts.write_json(ctx.task_dir / "metrics.json", metrics)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .glm import DrawCheck, Forward, ForwardFailed, GNSettings, Laplace, ReducedPrior, check_draws, gauss_newton
+from .glm import (DrawCheck, Forward, ForwardFailed, GNSettings, Laplace, ReducedPrior, check_draws, extend_modes,
+                  gauss_newton)
 
 
 @dataclass
@@ -43,13 +44,14 @@ def refine(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: np.nda
     """Refine the flow's posterior of one data set.
 
     ``flow_z`` (S, dim) whitened flow draws; ``flow_log_q`` (n,) ln q of the first n of them, the draws that run
-    through MODFLOW for the guard (n = len(flow_log_q); the refined posterior gets as many); ``fixed`` the
-    Jacobian of the trailing modes (`glm.gauss_newton`).
+    through MODFLOW for the guard (n = len(flow_log_q); the refined posterior gets as many).
     """
     n = len(flow_log_q)
     flow_check = run_draws(forward, prior, flow_z[:n], flow_log_q, d, weights)
     try:
-        lap = gauss_newton(forward, prior, d, weights, flow_z.mean(0), cfg, fixed=fixed)
+        lap = gauss_newton(forward, prior, d, weights, flow_z.mean(0), cfg)
+        if fixed is not None:
+            lap, _ = extend_modes(forward, prior, d, weights, lap, fixed)
     except ForwardFailed as exc:
         return Refined(None, False, f"fallback: {exc}", flow_check, None, n)
     z = lap.sample_z(n, rng, flow_z.shape[1])

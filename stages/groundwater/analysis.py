@@ -11,6 +11,7 @@ Every MODFLOW run goes through the runner (local or dask) with the tight solver 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -88,34 +89,50 @@ def train_jacobian(ctx: StageContext) -> None:
                                                      "trace(H) at the prior mean": float(h.sum())})
 
 
-def train_glm(ctx: StageContext) -> None:
-    """The linear analysis on every data set of the comparison: glm/map.parquet."""
+def _inputs(ctx: StageContext):
+    """What the glm and refine stages share: configs, the prior, the data sets, weights, the prior Jacobian."""
     model_cfg, gen_cfg, cfg, params = _configs(ctx)
     flow_cfg = parse_config(FlowConfig, ctx.params, f"{TASK}.flow")
-    prior = reduced_prior(gen_cfg)
     sets = store.comparison_sets(ctx.task_dir, cfg.n_test, gen_cfg.noise_sd, cfg.seed)
     weights = np.full(store.N_OBS_CELLS * store.N_TIMES, 1.0 / gen_cfg.noise_sd)
-    settings = cfg.map.settings()
     jac0 = store.read_prior_jacobian(ctx.task_dir)[0] if cfg.extend else None
+    return model_cfg, cfg, params, flow_cfg, reduced_prior(gen_cfg), sets, weights, jac0
+
+
+def _over_sets(ctx: StageContext, stage: str, model_cfg: ModelConfig, cfg: GLMConfig, sets: list[dict],
+               one: Callable) -> tuple[list[dict], Stopwatch]:
+    """``one(forward, i, dataset) -> row`` on every data set, MODFLOW through one runner; Ctrl-C keeps nothing."""
     rows, watch = [], Stopwatch()
     try:
-        with open_analysis_runner(model_cfg, cfg) as pool, watch("glm_wall_s"):
-            forward = checked_forward(pool, f"{TASK} glm")
+        with open_analysis_runner(model_cfg, cfg) as pool, watch(f"{stage}_wall_s"):
+            forward = checked_forward(pool, f"{TASK} {stage}")
             for i, s in enumerate(sets):
-                try:
-                    lap = gauss_newton(forward, prior, s["heads_obs"], weights, np.zeros(0), settings)
-                    if jac0 is not None:
-                        lap, _ = extend_modes(forward, prior, s["heads_obs"], weights, lap, jac0)
-                except ForwardFailed as exc:
-                    raise RunFailed(f"{TASK} glm, {s['name']}: {exc}") from None
-                rng = np.random.default_rng([cfg.seed, 1, i])
-                z = lap.sample_z(cfg.n_draws, rng, prior.mean.size)
-                check = run_draws(forward, prior, z, lap.log_q(z), s["heads_obs"], weights)
-                samples = prior.lnk(lap.sample_z(flow_cfg.evaluate.n_samples, rng, prior.mean.size))
-                rows.append(evaluation.laplace_row(s, lap, prior, samples, check, cfg.n_draws))
-                ctx.console.print(f"{TASK} glm {s['name']}: {evaluation.row_line(rows[-1])}", highlight=False)
+                rows.append(one(forward, i, s))
+                ctx.console.print(f"{TASK} {stage} {s['name']}: {evaluation.row_line(rows[-1])}", highlight=False)
     except KeyboardInterrupt:
-        raise _interrupted("the linear analysis") from None
+        raise _interrupted(f"the {stage} stage") from None
+    return rows, watch
+
+
+def train_glm(ctx: StageContext) -> None:
+    """The linear analysis on every data set of the comparison: glm/map.parquet."""
+    model_cfg, cfg, params, flow_cfg, prior, sets, weights, jac0 = _inputs(ctx)
+    settings = cfg.map.settings()
+
+    def one(forward, i: int, s: dict) -> dict:
+        try:
+            lap = gauss_newton(forward, prior, s["heads_obs"], weights, np.zeros(0), settings)
+            if jac0 is not None:
+                lap, _ = extend_modes(forward, prior, s["heads_obs"], weights, lap, jac0)
+        except ForwardFailed as exc:
+            raise RunFailed(f"{TASK} glm, {s['name']}: {exc}") from None
+        rng = np.random.default_rng([cfg.seed, 1, i])
+        z = lap.sample_z(cfg.n_draws, rng, prior.mean.size)
+        check = run_draws(forward, prior, z, lap.log_q(z), s["heads_obs"], weights)
+        samples = prior.lnk(lap.sample_z(flow_cfg.evaluate.n_samples, rng, prior.mean.size))
+        return evaluation.laplace_row(s, lap, prior, samples, check, cfg.n_draws)
+
+    rows, watch = _over_sets(ctx, "glm", model_cfg, cfg, sets, one)
     store.write_analysis(store.analysis_path(ctx.task_dir, "map"), rows, stage="glm", seed=cfg.seed,
                          params={**params, **_recorded(cfg, "seed", "dvclose", "n_test", "n_draws", "extend", "map"),
                                  "n_samples": flow_cfg.evaluate.n_samples}, extra={"n_test": cfg.n_test})
@@ -124,38 +141,27 @@ def train_glm(ctx: StageContext) -> None:
 
 def train_refine(ctx: StageContext) -> None:
     """Flow + refinement on every data set of the comparison, the flow's own rows beside: glm/refine.parquet."""
-    model_cfg, gen_cfg, cfg, params = _configs(ctx)
-    flow_cfg = parse_config(FlowConfig, ctx.params, f"{TASK}.flow")
+    model_cfg, cfg, params, flow_cfg, prior, sets, weights, jac0 = _inputs(ctx)
     if flow_cfg.threads > 0:
         torch.set_num_threads(flow_cfg.threads)
-    prior = reduced_prior(gen_cfg)
     model, _ = store.load_model(ctx.task_dir / store.MODEL_FILE)
-    sets = store.comparison_sets(ctx.task_dir, cfg.n_test, gen_cfg.noise_sd, cfg.seed)
-    weights = np.full(store.N_OBS_CELLS * store.N_TIMES, 1.0 / gen_cfg.noise_sd)
     full = np.ones(HEADS_SHAPE, dtype=bool)
-    jac0 = store.read_prior_jacobian(ctx.task_dir)[0] if cfg.extend else None
-    rows, watch = [], Stopwatch()
-    try:
-        with open_analysis_runner(model_cfg, cfg) as pool, watch("refine_wall_s"):
-            forward = checked_forward(pool, f"{TASK} refine")
-            for i, s in enumerate(sets):
-                obs = s["heads_obs"].reshape(HEADS_SHAPE)
-                lnk_flow = posterior_samples(model, obs, full, flow_cfg.evaluate.n_samples, seed=cfg.seed + i)
-                z_flow = prior.z(lnk_flow)
-                log_q = log_prob_z(model, z_flow[: cfg.n_draws], obs, full)
-                rng = np.random.default_rng([cfg.seed, 2, i])
-                res = refine(forward, prior, s["heads_obs"], weights, z_flow, log_q, cfg.refine.settings(), rng,
-                             fixed=jac0)
-                refined = (prior.lnk(res.laplace.sample_z(flow_cfg.evaluate.n_samples, rng, prior.mean.size))
-                           if res.accepted else lnk_flow)
-                rows.append(evaluation.refine_row(s, res, prior, lnk_flow, refined, cfg.n_draws))
-                ctx.console.print(f"{TASK} refine {s['name']}: {res.reason}; {evaluation.row_line(rows[-1])}",
-                                  highlight=False)
-    except KeyboardInterrupt:
-        raise _interrupted("the refinement") from None
+
+    def one(forward, i: int, s: dict) -> dict:
+        obs = s["heads_obs"].reshape(HEADS_SHAPE)
+        lnk_flow = posterior_samples(model, obs, full, flow_cfg.evaluate.n_samples, seed=cfg.seed + i)
+        z_flow = prior.z(lnk_flow)
+        log_q = log_prob_z(model, z_flow[: cfg.n_draws], obs, full)
+        rng = np.random.default_rng([cfg.seed, 2, i])
+        res = refine(forward, prior, s["heads_obs"], weights, z_flow, log_q, cfg.refine.settings(), rng, fixed=jac0)
+        refined = (prior.lnk(res.laplace.sample_z(flow_cfg.evaluate.n_samples, rng, prior.mean.size))
+                   if res.accepted else lnk_flow)
+        return evaluation.refine_row(s, res, prior, lnk_flow, refined, cfg.n_draws)
+
+    rows, watch = _over_sets(ctx, "refine", model_cfg, cfg, sets, one)
     store.write_analysis(store.analysis_path(ctx.task_dir, "refine"), rows, stage="refine", seed=cfg.seed,
-                         params={**params, **_recorded(cfg, "seed", "dvclose", "n_test", "n_draws", "extend", "refine"),
-                                 "n_samples": flow_cfg.evaluate.n_samples},
+                         params={**params, **_recorded(cfg, "seed", "dvclose", "n_test", "n_draws", "extend",
+                                                       "refine"), "n_samples": flow_cfg.evaluate.n_samples},
                          extra={"n_test": cfg.n_test})
     _record(ctx, "refine", rows, watch)
 

@@ -147,7 +147,8 @@ def _laplace_fields(prefix: str, lap, prior, obs: np.ndarray) -> dict:
             f"{prefix}_stop_reason": lap.stop_reason, f"{prefix}_objective": lap.objective, f"{prefix}_phi": lap.phi,
             f"{prefix}_map_heads_rmse": float(np.sqrt(np.mean((lap.sim_map - obs) ** 2))),
             f"{prefix}_info_gain": lap.info_gain(), f"{prefix}_effective_dim": lap.effective_dim(),
-            f"{prefix}_explained_median": float(np.median(ev)), f"{prefix}_explained_above_0.8": float(np.mean(ev > 0.8)),
+            f"{prefix}_explained_median": float(np.median(ev)),
+            f"{prefix}_explained_above_0.8": float(np.mean(ev > 0.8)),
             f"{prefix}_explained_variance": ev.tolist(),
             f"{prefix}_history": json.dumps([asdict(h) for h in lap.history])}
 
@@ -178,8 +179,10 @@ def refine_row(dataset: dict, res, prior, flow_samples: np.ndarray, samples: np.
 
 def row_line(row: dict) -> str:
     """A log line of one data set's row."""
-    return (f"LPP {row['lpp']:.1f}, rel. L2 {100 * row['relative_error']:.1f} %, coverage "
-            f"{100 * row['coverage95']:.0f} %, predictive heads RMSE {row.get('draws_predictive_mean_rmse', math.nan):.4f} m, "
+    return ((f"{row['reason']}; " if "reason" in row else "")
+            + f"LPP {row['lpp']:.1f}, rel. L2 {100 * row['relative_error']:.1f} %, coverage "
+            f"{100 * row['coverage95']:.0f} %, predictive heads RMSE "
+            f"{row.get('draws_predictive_mean_rmse', math.nan):.4f} m, "
             f"{row['n_runs']} runs")
 
 

@@ -215,9 +215,9 @@ def test_linear_summary_is_the_linearized_posterior_mean_with_missing_values():
     from phys_ml.stages.groundwater.glm import linear_gaussian_posterior
 
     wells, steps, k = 2, 3, 3
-    model = _model(dim=4, wells=wells, steps=steps, sizes=sizes(n_affine=1, n_spline=0, hidden=8, coupling_dims=None,
-                                                                dropout=0.0, summary_dim=4, conv_channels=4,
-                                                                linear_modes=k))
+    small = sizes(n_affine=1, n_spline=0, hidden=8, coupling_dims=None, dropout=0.0, summary_dim=4, conv_channels=4,
+                  linear_modes=k)
+    model = _model(dim=4, wells=wells, steps=steps, sizes=small)
     rng = np.random.default_rng(3)
     jac, sim0, sd = rng.normal(size=(wells * steps, 5)), rng.normal(size=wells * steps), 0.3
     train_heads = torch.as_tensor(rng.normal(size=(50, wells, steps)), dtype=torch.float32)

@@ -153,15 +153,16 @@ def train_refine(ctx: StageContext) -> None:
         z_flow = prior.z(lnk_flow)
         log_q = log_prob_z(model, z_flow[: cfg.n_draws], obs, full)
         rng = np.random.default_rng([cfg.seed, 2, i])
-        res = refine(forward, prior, s["heads_obs"], weights, z_flow, log_q, cfg.refine.settings(), rng, fixed=jac0)
+        res = refine(forward, prior, s["heads_obs"], weights, z_flow, log_q, cfg.refine.settings(), rng,
+                     cfg.refine_max_misfit, fixed=jac0)
         refined = (prior.lnk(res.laplace.sample_z(flow_cfg.evaluate.n_samples, rng, prior.mean.size))
                    if res.accepted else lnk_flow)
         return evaluation.refine_row(s, res, prior, lnk_flow, refined, cfg.n_draws)
 
     rows, watch = _over_sets(ctx, "refine", model_cfg, cfg, sets, one)
     store.write_analysis(store.analysis_path(ctx.task_dir, "refine"), rows, stage="refine", seed=cfg.seed,
-                         params={**params, **_recorded(cfg, "seed", "dvclose", "n_test", "n_draws", "extend",
-                                                       "refine"), "n_samples": flow_cfg.evaluate.n_samples},
+                         params={**params, "n_samples": flow_cfg.evaluate.n_samples, **_recorded(
+                             cfg, "seed", "dvclose", "n_test", "n_draws", "extend", "refine", "refine_max_misfit")},
                          extra={"n_test": cfg.n_test})
     _record(ctx, "refine", rows, watch)
 
@@ -219,7 +220,7 @@ def refine_observations(setup, model, heads: np.ndarray, mask: np.ndarray, lnk_f
     try:
         with open_analysis_runner(model_cfg, cfg) as pool:
             res = refine(checked_forward(pool, f"{TASK} infer --refine"), prior, d, weights, z_flow, log_q,
-                         cfg.refine.settings(), rng, fixed=jac0)
+                         cfg.refine.settings(), rng, cfg.refine_max_misfit, fixed=jac0)
     except KeyboardInterrupt:
         raise Interrupted("interrupted; nothing was written: rerun `phys-ml groundwater infer --refine`") from None
     samples = prior.lnk(res.laplace.sample_z(len(lnk_flow), rng, prior.mean.size)) if res.accepted else lnk_flow

@@ -183,5 +183,7 @@ class GLMConfig(Config):
     n_draws: int = Field(ge=0, description="posterior draws per data set and method run through MODFLOW")
     jacobian_modes: int = Field(ge=1, le=706, description="modes of the Jacobian at the prior mean")
     extend: bool = Field(description="extend each Laplace posterior to the Jacobian-at-the-prior-mean's modes")
+    refine_max_misfit: float = Field(gt=0, description="refinement guard: the MAP's heads within this RMS misfit "
+                                     "(noise sds), else the flow's draws are kept")
     map: GaussNewtonConfig
     refine: GaussNewtonConfig

@@ -6,7 +6,9 @@ only where it is a better posterior than the flow's (pure: arrays and a forward 
    point reached: N(z_map, (I + H)^-1) in the k modes and the prior on the rest. The flow's draws only choose the
    starting point: the data enter once, through the likelihood of the search, so they are not counted twice
    (on a linear-Gaussian problem the result is the exact posterior wherever the flow started).
-3. Guard: n_draws draws of each posterior (the flow's and the refined one) run through MODFLOW; the refined
+3. Guards: the search must reach a MAP whose heads fit the data (RMS misfit at most ``max_misfit`` noise sds:
+   a Laplace posterior around a point that does not explain the heads is not a posterior of these data), and
+   n_draws draws of each posterior (the flow's and the refined one) run through MODFLOW; the refined
    posterior is kept only if its ELBO (E_q[ln p(d | z) p(z) - ln q(z)], the posterior objective that ranks two
    approximations by their KL divergence to the posterior) is higher than the flow's. Otherwise, or when the
    search cannot run, the flow's draws are kept and the data set counts as a fallback.
@@ -39,12 +41,13 @@ def run_draws(forward: Forward, prior: ReducedPrior, z: np.ndarray, log_q: np.nd
 
 
 def refine(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: np.ndarray, flow_z: np.ndarray,
-           flow_log_q: np.ndarray, cfg: GNSettings, rng: np.random.Generator,
+           flow_log_q: np.ndarray, cfg: GNSettings, rng: np.random.Generator, max_misfit: float,
            fixed: np.ndarray | None = None) -> Refined:
     """Refine the flow's posterior of one data set.
 
     ``flow_z`` (S, dim) whitened flow draws; ``flow_log_q`` (n,) ln q of the first n of them, the draws that run
-    through MODFLOW for the guard (n = len(flow_log_q); the refined posterior gets as many).
+    through MODFLOW for the guard (n = len(flow_log_q); the refined posterior gets as many); ``max_misfit`` the
+    largest RMS misfit of the MAP's heads, in noise sds, that the refined posterior may keep.
     """
     n = len(flow_log_q)
     flow_check = run_draws(forward, prior, flow_z[:n], flow_log_q, d, weights)
@@ -57,6 +60,11 @@ def refine(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: np.nda
     z = lap.sample_z(n, rng, flow_z.shape[1])
     check = run_draws(forward, prior, z, lap.log_q(z), d, weights)
     runs = n + lap.n_runs + n
+    observed = weights > 0
+    misfit = float(np.sqrt(np.mean(((lap.sim_map - d) * weights)[observed] ** 2)))  # in noise sds
+    if misfit > max_misfit:
+        return Refined(lap, False, f"fallback: the MAP misses the heads by {misfit:.1f} noise sd (RMS)",
+                       flow_check, check, runs)
     if check.elbo > flow_check.elbo:
         return Refined(lap, True, "refined: its ELBO is above the flow's", flow_check, check, runs)
     return Refined(lap, False, "fallback: the refined ELBO is not above the flow's", flow_check, check, runs)

@@ -157,7 +157,7 @@ def test_refined_flow_draws_give_the_analytic_posterior_and_do_not_count_the_dat
         if flow_log_q is None:
             m, s = flow_z.mean(0), flow_z.std(0)
             flow_log_q = (-0.5 * (((flow_z - m) / s) ** 2).sum(1) - np.log(s).sum() - 0.5 * n * np.log(2 * np.pi))
-        res = refine(forward, prior, d, 1.0 / sd, flow_z, flow_log_q[:200], _settings(n_modes=n), rng)
+        res = refine(forward, prior, d, 1.0 / sd, flow_z, flow_log_q[:200], _settings(n_modes=n), rng, 3.0)
         lap = res.laplace
         f = prior.basis @ lap.cov_factor()
         assert np.allclose(prior.lnk(lap.z_map), mean, atol=1e-6)
@@ -179,8 +179,14 @@ def test_refinement_falls_back_to_the_flow_when_it_is_not_better():
     rng = np.random.default_rng(1)
     flow_z = exact.sample_z(300, rng, n)
     # the exact posterior as the flow, refined in 2 of 6 modes only: no better, so the flow's draws are kept
-    res = refine(forward, prior, d, 1.0 / sd, flow_z, exact.log_q(flow_z[:200]), _settings(n_modes=2), rng)
+    res = refine(forward, prior, d, 1.0 / sd, flow_z, exact.log_q(flow_z[:200]), _settings(n_modes=2), rng, 3.0)
     assert not res.accepted and res.reason.startswith("fallback")
     # a flow shifted by 2 (its density at its own draws: the exact one at the unshifted draws): refined
-    res = refine(forward, prior, d, 1.0 / sd, 2.0 + flow_z, exact.log_q(flow_z[:200]), _settings(n_modes=6), rng)
+    res = refine(forward, prior, d, 1.0 / sd, 2.0 + flow_z, exact.log_q(flow_z[:200]), _settings(n_modes=6), rng,
+                 3.0)
     assert res.accepted
+
+    # a search that cannot fit the heads (no step allowed) is not kept, whatever its ELBO
+    res = refine(forward, prior, d, 1.0 / sd, 2.0 + flow_z, exact.log_q(flow_z[:200]), _settings(n_modes=6, max_iter=0),
+                 rng, 1.0)
+    assert not res.accepted and "noise sd" in res.reason

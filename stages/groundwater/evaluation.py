@@ -242,7 +242,8 @@ def comparison_metrics(map_rows: list[dict] | None, refine_rows: list[dict] | No
                  **{k: r[f"flow_{k}"] for k in CMP_METRICS[:6]}}
                 for r in refine_rows]
         out.update(_summaries("cmp_flow", flow, CMP_METRICS, references))
-        out.update(_summaries("cmp_refine", refine_rows, CMP_METRICS + REFINE_EXTRA, references))
+        kept = [r if r["accepted"] else {**r, "laplace_map_heads_rmse": None} for r in refine_rows]  # its MAP's fit
+        out.update(_summaries("cmp_refine", kept, CMP_METRICS + REFINE_EXTRA, references))  # where it was kept
         out.update({"cmp_refine_n_sets": len(refine_rows),
                     "cmp_refine_n_fallbacks": int(sum(not r["accepted"] for r in refine_rows)),
                     "cmp_refine_max_runs": int(max(r["n_runs"] for r in refine_rows))})

@@ -257,7 +257,7 @@ def information_rows(m: dict) -> list[list]:
         if sub is not None or any(v is not None for v in vals):
             rows.append([label] + [None if v is None else v * scale for v in vals] + [sub])
     if f"cmp_refine_{REFERENCES[0]}_laplace_map_heads_rmse" in m:
-        rows.append(["flow + refinement: RMSE of its MAP's heads vs observed (m)"]
+        rows.append(["flow + refinement: RMSE of its MAP's heads vs observed, where kept (m)"]
                     + [m.get(f"cmp_refine_{r}_laplace_map_heads_rmse") for r in REFERENCES]
                     + [_sub(m, "cmp_refine", "laplace_map_heads_rmse")])
     return rows

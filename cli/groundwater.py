@@ -90,9 +90,19 @@ def infer(
         "data/groundwater/models/flow.pt"),
     seed: Annotated[int, typer.Option(help="Seed of the latent draws.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    refine: Annotated[bool, typer.Option("--refine", help="Refine the flow's posterior with MODFLOW runs "
+                                                        "(groundwater.glm.refine of --params; needs mf6).")] = False,
+    params: Annotated[Path, typer.Option("--params", "-p", help="Parameter file (with --refine).")] = Path(
+        "params.yaml"),
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Artifacts (with --refine: the prior Jacobian).")] = Path(
+        "data"),
 ) -> None:
     """Amortized inference: posterior samples of the 706 ln K values for one set of observed heads."""
     from phys_ml.stages.common.progress import print_summary
     from phys_ml.stages.groundwater.infer import infer as run_infer
 
-    print_summary(Console(stderr=True), "groundwater infer", run_infer(obs, samples, out, model, seed, device))
+    console = Console(stderr=True)
+    print_summary(console, "groundwater infer", run_infer(obs, samples, out, model, seed, device, refine=refine,
+                                                          params_path=params, data_dir=data_dir,
+                                                          warn=lambda line: console.print(line, highlight=False,
+                                                                                          soft_wrap=True)))

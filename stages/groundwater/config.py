@@ -14,6 +14,7 @@ from phys_ml.stages.common.config import Config
 
 from .flow import FlowSizes
 from .flow_training import TrainSettings
+from .glm import GNSettings
 
 N_STEPS = 25  # observed time steps (stress periods) per well
 Localization = Literal["none", "autoadaloc", "distance"]
@@ -101,6 +102,8 @@ class FlowModelConfig(Config):
     summary_dim: int = Field(ge=1)
     conv_channels: int = Field(ge=1)
     elementwise: bool = Field(description="a conditional elementwise affine layer before the couplings (ours)")
+    linear_modes: int = Field(ge=0, le=706, description="0: off; the linear summary in this many leading modes "
+                              "(needs `train groundwater jacobian` with at least as many)")
 
 
 class FlowTrainConfig(Config):
@@ -148,3 +151,39 @@ class FlowConfig(Config):
     def settings(self, noise_sd: float) -> TrainSettings:
         """The training settings, with the observation noise of the generated data."""
         return TrainSettings(noise_sd=noise_sd, **self.train.model_dump())
+
+
+# ---------------------------------------------------------------- groundwater.glm (linear analysis, refinement)
+class GaussNewtonConfig(Config):
+    """One Gauss-Newton / Levenberg-Marquardt MAP search in the leading prior modes (`glm.gauss_newton`)."""
+
+    n_modes: int = Field(ge=1, le=706, description="leading prior modes of the reduced basis (k + 1 runs a Jacobian)")
+    fd_step: float = Field(gt=0, description="forward-difference step in whitened units")
+    lambdas: list[float] = Field(min_length=1, description="dampings tried together each iteration (0: Gauss-Newton)")
+    lambda_inc: float = Field(ge=1, description="dampings x this after an iteration without improvement")
+    max_iter: int = Field(ge=0, description="accepted steps at most")
+    max_rejects: int = Field(ge=1, description="stop after this many iterations in a row without improvement")
+    max_runs: int = Field(ge=2, description="MODFLOW runs of the search and the final Jacobian at most")
+    f_tol: float = Field(ge=0, description="stop when a step lowers the objective by less than this (nats)")
+
+    @model_validator(mode="after")
+    def _dampings(self) -> GaussNewtonConfig:
+        if any(lam < 0 for lam in self.lambdas):
+            raise ValueError("lambdas must be >= 0")
+        return self
+
+    def settings(self) -> GNSettings:
+        return GNSettings(**{**self.model_dump(), "lambdas": tuple(self.lambdas)})
+
+
+class GLMConfig(Config):
+    seed: int
+    dvclose: float = Field(gt=0, description="MODFLOW outer_dvclose (m) of every run of these analyses")
+    n_test: int = Field(ge=0, description="test-split data sets of the comparison subset (the first ones)")
+    n_draws: int = Field(ge=0, description="posterior draws per data set and method run through MODFLOW")
+    jacobian_modes: int = Field(ge=1, le=706, description="modes of the Jacobian at the prior mean")
+    extend: bool = Field(description="extend each Laplace posterior to the Jacobian-at-the-prior-mean's modes")
+    refine_max_misfit: float = Field(gt=0, description="refinement guard: the MAP's heads within this RMS misfit "
+                                     "(noise sds), else the flow's draws are kept")
+    map: GaussNewtonConfig
+    refine: GaussNewtonConfig

@@ -35,6 +35,8 @@ from zuko.lazy import Flow, UnconditionalDistribution
 from zuko.distributions import DiagNormal
 from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
 
+from .prior import kl_decomposition
+
 
 @dataclass(frozen=True)
 class FlowSizes:
@@ -52,6 +54,7 @@ class FlowSizes:
     conv_channels: int
     mask_seed: int  # seed of the random half-masks of the coupling layers
     elementwise: bool  # a conditional elementwise affine layer first (ours: a Gaussian start for the flow)
+    linear_modes: int  # 0: off; else the linear summary in this many leading modes joins the CNN summary (ours)
 
 
 class ReLUDropout(nn.Sequential):
@@ -73,11 +76,7 @@ class PriorWhitening(nn.Module):
 
     def __init__(self, mean: np.ndarray, cov: np.ndarray):
         super().__init__()
-        lam, phi = np.linalg.eigh(np.asarray(cov, np.float64))
-        order = np.argsort(lam)[::-1]
-        lam, phi = np.clip(lam[order], 1e-12, None), phi[:, order]
-        # A fixed sign per eigenvector (largest entry positive), so the basis does not depend on LAPACK's choice.
-        phi = phi * np.sign(phi[np.abs(phi).argmax(0), np.arange(phi.shape[1])])
+        lam, phi = kl_decomposition(cov)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("to_z", torch.as_tensor((phi / np.sqrt(lam)).T, dtype=torch.float32))  # (706, 706)
         self.register_buffer("to_y", torch.as_tensor(phi * np.sqrt(lam), dtype=torch.float32))
@@ -169,6 +168,42 @@ class ConditionalDiagonalFlow(Flow):
         super().__init__([layer], _base(features))
 
 
+class LinearSummary(nn.Module):
+    """What the heads say about the k leading modes in the linear limit (ours): with J0 = dG/dz at the prior
+    mean (computed once, offline, `train groundwater jacobian`) and G0 the heads there, the posterior mean of
+    the linearized model, m = (I + J0^T M J0 / s^2)^-1 J0^T M (d - G0) / s^2 (M the mask of observed values),
+    standardized with training-split statistics. It carries the score J0^T R^-1 (d - G0) in a well-scaled form."""
+
+    def __init__(self, n_obs: int, k: int):
+        super().__init__()
+        self.register_buffer("jac", torch.zeros(n_obs, k))
+        self.register_buffer("sim0", torch.zeros(n_obs))
+        self.register_buffer("noise_sd", torch.ones(()))
+        self.register_buffer("shift", torch.zeros(k))
+        self.register_buffer("scale", torch.ones(k))
+
+    def set_linearization(self, jac: np.ndarray, sim0: np.ndarray, noise_sd: float) -> None:
+        k = self.jac.shape[1]
+        if jac.shape[1] < k:
+            raise ValueError(f"the Jacobian has {jac.shape[1]} modes, the linear summary needs {k}")
+        self.jac.copy_(torch.as_tensor(jac[:, :k]))
+        self.sim0.copy_(torch.as_tensor(sim0))
+        self.noise_sd.fill_(float(noise_sd))
+
+    def raw(self, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, k) linear posterior mean; heads and mask (B, wells, steps), well-major like the Jacobian rows."""
+        m = mask.reshape(len(mask), -1).double()
+        r = torch.nan_to_num(heads).reshape(len(heads), -1).double() - self.sim0.double()
+        j = self.jac.double() / self.noise_sd.double()
+        jm = j[None] * m[..., None]  # (B, n_obs, k)
+        prec = torch.eye(j.shape[1], dtype=torch.float64, device=j.device) + jm.transpose(1, 2) @ j[None]
+        rhs = (jm.transpose(1, 2) @ (r * m / self.noise_sd.double())[..., None])
+        return torch.linalg.solve(prec, rhs)[..., 0].to(heads.dtype)
+
+    def forward(self, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return (self.raw(heads, mask) - self.shift) / self.scale
+
+
 class AmortizedPosterior(nn.Module):
     """q(ln K | heads): whitening + summary network + conditional flow, with the data standardization inside."""
 
@@ -181,12 +216,14 @@ class AmortizedPosterior(nn.Module):
         self.register_buffer("heads_mean", torch.as_tensor(heads_mean, dtype=torch.float32))
         self.register_buffer("heads_sd", torch.as_tensor(heads_sd, dtype=torch.float32))
         self.summary = SummaryCNN(n_wells, n_steps, sizes.conv_channels, sizes.summary_dim)
+        self.linear = LinearSummary(n_wells * n_steps, sizes.linear_modes) if sizes.linear_modes > 0 else None
+        context = sizes.summary_dim + sizes.linear_modes
         dim = len(prior_mean)
         self.n_coupled = dim if sizes.coupling_dims is None else min(sizes.coupling_dims, dim)
-        self.flow = ConditionalCouplingFlow(self.n_coupled, sizes.summary_dim, sizes)
+        self.flow = ConditionalCouplingFlow(self.n_coupled, context, sizes)
         if sizes.rest not in ("prior", "diagonal"):
             raise ValueError(f"rest must be 'prior' or 'diagonal', got {sizes.rest!r}")
-        self.rest = (ConditionalDiagonalFlow(dim - self.n_coupled, sizes.summary_dim, sizes)
+        self.rest = (ConditionalDiagonalFlow(dim - self.n_coupled, context, sizes)
                      if self.n_coupled < dim and sizes.rest == "diagonal" else None)
 
     @property
@@ -198,7 +235,19 @@ class AmortizedPosterior(nn.Module):
 
     def context(self, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Summary of raw heads (m) (B, 13, 25); NaN allowed where ``mask`` is False."""
-        return self.summary(self.standardize(torch.nan_to_num(heads)), mask)
+        c = self.summary(self.standardize(torch.nan_to_num(heads)), mask)
+        return c if self.linear is None else torch.cat([c, self.linear(heads, mask)], dim=-1)
+
+    @torch.no_grad()
+    def set_linear_summary(self, jac: np.ndarray, sim0: np.ndarray, noise_sd: float, heads_train: torch.Tensor,
+                           batch: int = 1000) -> None:
+        """Give the linear summary its linearization and standardize it on the training heads (full records)."""
+        self.linear.set_linearization(jac, sim0, noise_sd)
+        mask = torch.ones(heads_train.shape[1:], dtype=torch.bool, device=heads_train.device)
+        raw = torch.cat([self.linear.raw(h, mask.expand(len(h), *mask.shape))
+                         for h in torch.split(heads_train, batch)])
+        self.linear.shift.copy_(raw.mean(0))
+        self.linear.scale.copy_(raw.std(0).clamp_min(1e-6))
 
     def log_prob_z(self, z: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B,) ln q(z | heads) in whitened coordinates (the training objective is its negative mean)."""
@@ -240,3 +289,13 @@ def posterior_samples(model: AmortizedPosterior, heads: np.ndarray, mask: np.nda
     h = torch.as_tensor(np.where(mask, heads, 0.0), dtype=torch.float32, device=device)
     m = torch.as_tensor(mask, device=device)
     return model.sample_lnk(h, m, n, generator=gen).double().cpu().numpy()
+
+
+@torch.no_grad()
+def log_prob_z(model: AmortizedPosterior, z: np.ndarray, heads: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(n,) float64 ln q(z | heads) of whitened draws z (n, dim) for one data set (heads, mask (13, 25))."""
+    device = model.heads_mean.device
+    n = len(z)
+    h = torch.as_tensor(np.where(mask, heads, 0.0), dtype=torch.float32, device=device).expand(n, *heads.shape)
+    m = torch.as_tensor(mask, device=device).expand(n, *mask.shape)
+    return model.log_prob_z(torch.as_tensor(z, dtype=torch.float32, device=device), h, m).double().cpu().numpy()

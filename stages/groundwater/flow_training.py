@@ -58,7 +58,9 @@ class TrainState:
     model: dict | None = None
     best_model: dict | None = None
     optimizer: dict | None = None
-    generator: torch.Tensor | None = None
+    generator: torch.Tensor | None = None  # the noise / truncation / shuffling generator
+    torch_rng: torch.Tensor | None = None  # torch's global CPU generator (dropout draws on it)
+    cuda_rng: list[torch.Tensor] | None = None  # the CUDA generators, when CUDA is initialized
     stopped: str = ""
 
     def to_dict(self) -> dict:
@@ -67,6 +69,15 @@ class TrainState:
     @classmethod
     def from_dict(cls, d: dict) -> TrainState:
         return cls(**d)
+
+
+def restore_global_rng(state: TrainState) -> None:
+    """Put back torch's global generators as they were after the saved epoch: dropout draws on them, so a
+    resumed run continues the same random sequence as an uninterrupted one."""
+    if state.torch_rng is not None:
+        torch.set_rng_state(state.torch_rng)
+    if state.cuda_rng is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state.cuda_rng)
 
 
 def observe(heads: torch.Tensor, settings: TrainSettings, gen: torch.Generator,
@@ -120,6 +131,7 @@ def train(model: AmortizedPosterior, z_train: torch.Tensor, heads_train: torch.T
         model.load_state_dict(state.model)
         opt.load_state_dict(state.optimizer)
         gen.set_state(state.generator)
+        restore_global_rng(state)
     n = len(z_train)
     for epoch in progress(range(state.epoch, settings.epochs)):
         if state.stopped:
@@ -158,6 +170,8 @@ def train(model: AmortizedPosterior, z_train: torch.Tensor, heads_train: torch.T
         if state.epoch >= settings.epochs and not state.stopped:
             state.stopped = f"reached {settings.epochs} epochs"
         state.model, state.optimizer, state.generator = model.state_dict(), opt.state_dict(), gen.get_state()
+        state.torch_rng = torch.get_rng_state()
+        state.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         if on_epoch is not None:
             on_epoch(state)
     if state.best_model is not None:

@@ -118,6 +118,7 @@ class Scenario:
     pumping_scale: float = 1.0
     n_periods: int = N_PERIODS  # 1 gives the steady-state first period only
     stream: str = "sfr"  # "sfr" (MODFLOW 6 streamflow routing) or "riv" (fixed-stage river, a simplification)
+    dvclose: float = 1e-4  # IMS outer_dvclose (m); derivative runs need a much tighter one (`glm`)
 
 
 def full_k(lnk: np.ndarray, fill: float = 1.0) -> np.ndarray:
@@ -153,7 +154,8 @@ def write_model(ws: Path, lnk: np.ndarray, scenario: Scenario = Scenario()) -> N
     sim = flopy.mf6.MFSimulation(sim_name=SIM_NAME, sim_ws=str(ws), exe_name="mf6", verbosity_level=0)
     flopy.mf6.ModflowTdis(sim, time_units="days", nper=nper,
                           perioddata=[(PERIOD_DAYS[p], 1, 1.0) for p in range(nper)])
-    flopy.mf6.ModflowIms(sim, complexity="complex", outer_dvclose=1e-4, inner_dvclose=1e-6,
+    flopy.mf6.ModflowIms(sim, complexity="complex", outer_dvclose=scenario.dvclose,
+                         inner_dvclose=min(1e-6, scenario.dvclose / 10),
                          outer_maximum=200, inner_maximum=100, linear_acceleration="bicgstab",
                          under_relaxation="dbd", backtracking_number=0)
     gwf = flopy.mf6.ModflowGwf(sim, modelname=SIM_NAME, newtonoptions="under_relaxation", save_flows=False)

@@ -7,6 +7,7 @@ ln K values, writes them and a per-cell summary (mean, sd, 95 % interval) beside
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,10 @@ import pyarrow as pa
 
 from phys_ml.stages.common import artifacts
 from phys_ml.stages.common.errors import UserError
+from phys_ml.stages.common.params import load_params
 from phys_ml.stages.common.runtime import resolve_device
 
-from . import freyberg
+from . import analysis, freyberg, ood
 from .flow import posterior_samples
 from .observations import parse_observations
 from .store import TASK, load_model
@@ -40,20 +42,40 @@ def read_observation_file(path: Path) -> pa.Table:
     raise UserError(f"{path}: expected a .csv or .parquet file")
 
 
-def infer(obs: Path, n_samples: int, out: Path, model_path: Path, seed: int, device: str = "auto") -> dict:
-    """Posterior samples of ln K for the observations in ``obs``, written to ``out`` and a summary beside it."""
+def infer(obs: Path, n_samples: int, out: Path, model_path: Path, seed: int, device: str = "auto", *,
+          refine: bool = False, params_path: Path = Path("params.yaml"), data_dir: Path = Path("data"),
+          warn: Callable[[str], None] | None = None) -> dict:
+    """Posterior samples of ln K for the observations in ``obs``, written to ``out`` and a summary beside it.
+
+    Observed heads outside the training range (`ood`) give a warning through ``warn`` and the flag
+    ``out_of_distribution`` in the metadata. With ``refine`` the flow's draws are refined with MODFLOW
+    (`analysis.refine_observations`, settings from ``params_path``, the prior Jacobian under ``data_dir``)."""
     if n_samples < 1:
         raise UserError(f"--samples must be >= 1, got {n_samples}")
     if out.suffix.lower() != ".parquet":
         raise UserError(f"--out must name a .parquet file, got {out}")
     heads, mask = parse_observations(read_observation_file(obs), str(obs))
+    setup = analysis.refine_setup(load_params(params_path), data_dir) if refine else None  # fail before any work
     model, meta = load_model(model_path, resolve_device(device))
+    lo, hi = ood.training_range(meta, model.heads_mean.cpu().numpy(), model.heads_sd.cpu().numpy())
+    flags = ood.outside_training_range(heads, mask, lo, hi, model.heads_sd.cpu().numpy())
+    where = ood.describe(flags)
+    if where and warn is not None:
+        warn(f"warning: {int(flags.sum())} observed heads lie outside the range of the training simulations "
+             f"({'; '.join(where)}): the posterior there is an extrapolation")
     t0 = time.perf_counter()
-    samples = posterior_samples(model, heads, mask, n_samples, seed)
+    n_draw = max(n_samples, setup[2].n_draws) if refine else n_samples
+    samples = posterior_samples(model, heads, mask, n_draw, seed)
     seconds = time.perf_counter() - t0
-    params = {"observations": str(obs), "model": str(model_path), "samples": n_samples, "seed": seed}
     extra = {"units": {"lnk": "ln(K / (m/d))"}, "n_observed": int(mask.sum()),
-             "observed_steps_per_well": mask.sum(1).tolist()}
+             "observed_steps_per_well": mask.sum(1).tolist(), "out_of_distribution": bool(flags.any()),
+             "out_of_distribution_values": where}
+    if refine:
+        samples, info = analysis.refine_observations(setup, model, heads, mask, samples, seed)
+        extra.update(info)
+    samples = samples[:n_samples]
+    params = {"observations": str(obs), "model": str(model_path), "samples": n_samples, "seed": seed,
+              "refine": refine}
     artifacts.write_parquet(pa.table({"sample": pa.array(np.arange(n_samples, dtype=np.int32)),
                                       "lnk": artifacts.fixed_size_list(samples)}),
                             out, task=TASK, stage="infer", seed=seed, params=params, extra=extra)
@@ -66,8 +88,12 @@ def infer(obs: Path, n_samples: int, out: Path, model_path: Path, seed: int, dev
                         "lnk_mean": samples.mean(0), "lnk_sd": sd, "lnk_q025": lo, "lnk_q975": hi})
     summary_path = summary_file(out)
     artifacts.write_parquet(summary, summary_path, task=TASK, stage="infer", seed=seed, params=params, extra=extra)
-    return {"samples": str(out), "summary": str(summary_path), "n_samples": n_samples,
-            "observed values": int(mask.sum()), "sampling seconds": round(seconds, 3)}
+    result = {"samples": str(out), "summary": str(summary_path), "n_samples": n_samples,
+              "observed values": int(mask.sum()), "sampling seconds": round(seconds, 3),
+              "out of distribution": bool(flags.any())}
+    if refine:
+        result.update({k.replace("_", " "): v for k, v in extra.items() if k.startswith(("refine", "predictive"))})
+    return result
 
 
 def summary_file(out: Path) -> Path:

@@ -21,7 +21,7 @@ from phys_ml.stages.common.progress import print_summary, track
 from phys_ml.stages.common.runtime import resolve_device
 from phys_ml.stages.common.timings import Stopwatch, record_timing
 
-from . import evaluation, freyberg, plots, store
+from . import analysis, evaluation, freyberg, plots, store
 from .config import FlowConfig, GenerateConfig, IESConfig, ModelConfig, PriorConfig
 from .flow import AmortizedPosterior, n_parameters
 from .flow_training import NonFiniteLoss, TrainState, train as train_flow_model
@@ -162,11 +162,20 @@ def _train_flow(ctx: StageContext) -> None:
                                cfg.sizes()).to(device)
     settings = cfg.settings(gen_cfg.noise_sd)
     tensor = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+    linearization = None
+    if cfg.model.linear_modes > 0:
+        linearization = store.read_prior_jacobian(ctx.task_dir)
+        if linearization[0].shape[1] < cfg.model.linear_modes:
+            raise UserError(f"{TASK}.flow.model.linear_modes ({cfg.model.linear_modes}) exceeds the "
+                            f"{linearization[0].shape[1]} modes of {store.JACOBIAN_FILE}: raise "
+                            f"{TASK}.glm.jacobian_modes and rerun `phys-ml train groundwater jacobian`")
+        model.set_linear_summary(*linearization, gen_cfg.noise_sd, tensor(heads_tr))
     with torch.no_grad():
         z_tr, z_va = model.whitening(tensor(lnk_tr)), model.whitening(tensor(lnk_va))
     params = {"flow": cfg.model_dump(), "prior": gen_cfg.prior.model_dump(), "noise_sd": gen_cfg.noise_sd}
     ckpt = store.FlowCheckpoint(ctx.task_dir / store.CHECKPOINT_FILE, store.data_fingerprint(
-        {"flow": params["flow"], "prior": params["prior"]}, lnk_tr, heads_tr))
+        {"flow": params["flow"], "prior": params["prior"]}, lnk_tr, heads_tr,
+        *(() if linearization is None else (linearization[0][:, :cfg.model.linear_modes], linearization[1]))))
     saved, note = ckpt.load()
     if note:
         ctx.console.print(f"{TASK} flow: {note}", highlight=False)
@@ -194,7 +203,8 @@ def _train_flow(ctx: StageContext) -> None:
         raise Interrupted(f"interrupted; rerun resumes from {ckpt.path} (epoch {ckpt.epochs_done()} of "
                           f"{settings.epochs} done)") from None
     extra = {"params": params, "best_epoch": state.best_epoch, "best_val_loss": state.best_val,
-             "units": store.UNITS, "obs_cells": freyberg.OBS_CELLS}
+             "units": store.UNITS, "obs_cells": freyberg.OBS_CELLS,  # the training range: `infer`'s OOD check
+             "heads_min": heads_tr.min(0).tolist(), "heads_max": heads_tr.max(0).tolist()}
     store.save_model(model.cpu(), ctx.task_dir / store.MODEL_FILE, extra)
     store.write_history(ctx.task_dir / "flow_history.parquet", state.history, seed=cfg.seed, params=params,
                         stop_reason=state.stopped)
@@ -212,11 +222,18 @@ def _train_flow(ctx: StageContext) -> None:
 
 def train(ctx: StageContext, subtask: str | None = None) -> None:
     """`phys-ml train groundwater flow` trains the amortized posterior, `... ies` (also `phys-ml groundwater ies`)
-    runs the smoother; no sub-task: both."""
+    runs the smoother, `... jacobian` / `glm` / `refine` the linear analysis and flow + refinement
+    (`analysis.py`); no sub-task: all, in that order of dependence."""
+    if subtask in (None, "jacobian"):
+        analysis.train_jacobian(ctx)
     if subtask in (None, "flow"):
         _train_flow(ctx)
     if subtask in (None, "ies"):
         _ies(ctx)
+    if subtask in (None, "glm"):
+        analysis.train_glm(ctx)
+    if subtask in (None, "refine"):
+        analysis.train_refine(ctx)
 
 
 def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
@@ -254,6 +271,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     metrics.update(m)
     figs.update(f)
     figs["flow_training.png"] = plots.training_curve(store.read_history(ctx.task_dir / "flow_history.parquet"))
+    metrics.update(analysis.comparison(ctx))
     for fname, fig in figs.items():
         save_png(fig, ctx.task_dir / "figures" / fname)
     artifacts.write_json(ctx.task_dir / "metrics.json", metrics)

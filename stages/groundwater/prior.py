@@ -19,6 +19,15 @@ def exponential_covariance(points: np.ndarray, variance: float, length: float) -
     return variance * np.exp(-cdist(points, points) / length)
 
 
+def kl_decomposition(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending, floored at 1e-12) and eigenvectors of ``cov`` (Karhunen-Loeve order), each
+    eigenvector with a fixed sign (largest entry positive) so the basis does not depend on LAPACK's choice."""
+    lam, phi = np.linalg.eigh(np.asarray(cov, np.float64))
+    order = np.argsort(lam)[::-1]
+    lam, phi = np.clip(lam[order], 1e-12, None), phi[:, order]
+    return lam, phi * np.sign(phi[np.abs(phi).argmax(0), np.arange(phi.shape[1])])
+
+
 @dataclass(frozen=True)
 class GaussianPrior:
     """N(mean, cov) on the parameter vector, with its Cholesky factor for exact sampling and whitening."""

@@ -7,6 +7,9 @@ Artifacts under data/groundwater/:
   ies/<setting>/<ref>.parquet  posterior ensembles of the smoother, per-iteration history in the metadata
   models/flow.pt, flow_history.parquet   the amortized posterior and its per-epoch losses
   flow_checkpoint.pt    the last completed epoch of a flow training in progress (not a DVC output)
+  prior_jacobian.parquet   the Jacobian of the heads at the prior mean in the leading prior modes (`jacobian`)
+  glm/map.parquet, glm/refine.parquet   the linear analysis and the flow + refinement, one row per data set of
+                        the comparison (`comparison_sets`)
 Every read checks the columns it needs (`artifacts.read_parquet(..., required=...)`): a valid Parquet with other
 columns is a UserError naming the file and the missing columns.
 """
@@ -39,6 +42,9 @@ REF_COLUMNS = ("name", "lnk", "heads_clean", "heads_obs")
 ENSEMBLE_COLUMNS = ("realization", "is_base", "lnk", "heads")
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr")
 
+JACOBIAN_FILE = "prior_jacobian.parquet"
+JACOBIAN_COLUMNS = ("mode", "dheads_dz")
+ANALYSIS_COLUMNS = ("name", "n_runs")
 MODEL_FILE = Path("models") / "flow.pt"
 CHECKPOINT_FILE = "flow_checkpoint.pt"
 
@@ -162,6 +168,49 @@ def read_split(task_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.n
     return table.column("sim_id").to_numpy(), lnk, heads
 
 
+def comparison_sets(task_dir: Path, n_test: int, noise_sd: float, seed: int) -> list[dict]:
+    """The data sets every method is compared on: the two references, then the first ``n_test`` test-split
+    simulations with noise drawn from ``seed`` for the whole split (so n_test changes no data set's noise).
+    Each: {name, lnk (706,), heads_clean (325,), heads_obs (325,)}."""
+    sets = [{"name": name, **ref} for name, ref in read_references(task_dir).items()]
+    ids, lnk, heads = read_split(task_dir, "test")
+    noise = noise_sd * np.random.default_rng([seed, 0]).standard_normal((len(ids), N_OBS_CELLS * N_TIMES))
+    for i in range(min(n_test, len(ids))):
+        clean = heads[i].reshape(-1)
+        sets.append({"name": f"test-sim{ids[i]}", "lnk": lnk[i], "heads_clean": clean, "heads_obs": clean + noise[i]})
+    return sets
+
+
+def write_prior_jacobian(path: Path, jac: np.ndarray, sim0: np.ndarray, *, seed: int, params: dict) -> None:
+    """(n_obs, k) dG/dz at the prior mean, one row per mode; the heads there in the metadata."""
+    table = pa.table({"mode": pa.array(np.arange(jac.shape[1], dtype=np.int32)),
+                      "dheads_dz": artifacts.fixed_size_list(np.ascontiguousarray(jac.T))})
+    artifacts.write_parquet(table, path, task=TASK, stage="jacobian", seed=seed, params=params,
+                            extra={"heads_at_prior_mean": [float(v) for v in sim0], "heads_shape": list(HEADS_SHAPE)})
+
+
+def read_prior_jacobian(task_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(jacobian (n_obs, k), heads at the prior mean (n_obs,))."""
+    table, meta = _table(task_dir / JACOBIAN_FILE, JACOBIAN_COLUMNS)
+    return (np.ascontiguousarray(artifacts.fixed_size_to_numpy(table.column("dheads_dz")).T),
+            np.asarray(meta["heads_at_prior_mean"], float))
+
+
+def analysis_path(task_dir: Path, method: str) -> Path:
+    return task_dir / "glm" / f"{method}.parquet"
+
+
+def write_analysis(path: Path, rows: list[dict], *, stage: str, seed: int, params: dict, extra: dict) -> None:
+    """One row per data set of the comparison (scalars, strings and float lists)."""
+    artifacts.write_parquet(pa.Table.from_pylist(rows), path, task=TASK, stage=stage, seed=seed, params=params,
+                            extra=extra)
+
+
+def read_analysis(path: Path) -> tuple[list[dict], dict]:
+    table, meta = _table(path, ANALYSIS_COLUMNS)
+    return table.to_pylist(), meta
+
+
 # ---------------------------------------------------------------- smoother ensembles
 def ensemble_path(ies_dir: Path, setting: str, name: str) -> Path:
     return ies_dir / setting / f"{name}.parquet"
@@ -209,7 +258,8 @@ def load_model(path: Path, device="cpu"):
         raise UserError(f"{path} is not a phys-ml groundwater flow model")
     dim = int(blob["dim"])
     model = AmortizedPosterior(np.zeros(dim), np.eye(dim), np.zeros((blob["n_wells"], blob["n_steps"])),
-                               np.ones((blob["n_wells"], blob["n_steps"])), FlowSizes(**blob["sizes"]))
+                               np.ones((blob["n_wells"], blob["n_steps"])),
+                               FlowSizes(**{"linear_modes": 0, **blob["sizes"]}))  # files from before it
     model.load_state_dict(blob["state_dict"])
     return model.to(device).eval(), json.loads(blob["meta"])
 

@@ -23,7 +23,7 @@ DEFAULTS = parse_config(FlowConfig, load_params(Path(__file__).resolve().parents
 
 
 def sizes(**override) -> FlowSizes:
-    return replace(DEFAULTS.sizes(), **{"mask_seed": 0, **override})
+    return replace(DEFAULTS.sizes(), **{"mask_seed": 0, "linear_modes": 0, **override})
 
 
 def settings(**override) -> TrainSettings:
@@ -207,3 +207,30 @@ def test_non_finite_loss_raises():
     with pytest.raises(NonFiniteLoss):
         train(model, f(y[:150]), f(clean[:150]), f(y[150:]), f(clean[150:]),
               settings(epochs=2, batch_size=150, noise_sd=sd, truncate_prob=0.0), seed=0)
+
+
+def test_linear_summary_is_the_linearized_posterior_mean_with_missing_values():
+    """The linear summary equals the exact posterior mean of the linearized model, also with masked values (which
+    must not change it), and is standardized on the training heads."""
+    from phys_ml.stages.groundwater.glm import linear_gaussian_posterior
+
+    wells, steps, k = 2, 3, 3
+    small = sizes(n_affine=1, n_spline=0, hidden=8, coupling_dims=None, dropout=0.0, summary_dim=4, conv_channels=4,
+                  linear_modes=k)
+    model = _model(dim=4, wells=wells, steps=steps, sizes=small)
+    rng = np.random.default_rng(3)
+    jac, sim0, sd = rng.normal(size=(wells * steps, 5)), rng.normal(size=wells * steps), 0.3
+    train_heads = torch.as_tensor(rng.normal(size=(50, wells, steps)), dtype=torch.float32)
+    model.set_linear_summary(jac, sim0, sd, train_heads)
+    d = rng.normal(size=(wells, steps))
+    mask = np.ones((wells, steps), bool)
+    mask[1, 2] = mask[0, 0] = False
+    w = np.where(mask.ravel(), 1 / sd, 0.0)
+    expected, _ = linear_gaussian_posterior(jac[:, :k], sim0, np.zeros(k), d.ravel(), w)
+    d_nan = np.where(mask, d, np.nan)
+    raw = model.linear.raw(torch.as_tensor(d_nan, dtype=torch.float32)[None], torch.as_tensor(mask)[None])[0]
+    assert np.allclose(raw.numpy(), expected, atol=1e-4)
+    z = model.linear(train_heads, torch.ones(50, wells, steps, dtype=torch.bool))
+    assert torch.allclose(z.mean(0), torch.zeros(k), atol=1e-4) and torch.allclose(z.std(0), torch.ones(k), atol=1e-4)
+    assert model.context(torch.as_tensor(d_nan, dtype=torch.float32)[None],
+                         torch.as_tensor(mask)[None]).shape == (1, 4 + k)

@@ -37,6 +37,7 @@ def smoke_data(tmp_path_factory, mf6_exe):
     root = tmp_path_factory.mktemp("gwflow")
     ctx = StageContext(task="groundwater", params=params, data_dir=root / "data")
     pipeline.generate(ctx)
+    pipeline.train(ctx, "jacobian")
     pipeline.train(ctx, "flow")
     return params, ctx
 
@@ -45,7 +46,7 @@ def _copy_ctx(smoke_data, tmp_path, params=None):
     params0, ctx0 = smoke_data
     data = tmp_path / "data" / "groundwater"
     data.mkdir(parents=True)
-    for name in ("simulations.parquet", "references.parquet", "generate.json"):
+    for name in ("simulations.parquet", "references.parquet", "generate.json", store.JACOBIAN_FILE):
         shutil.copy(ctx0.task_dir / name, data / name)
     return StageContext(task="groundwater", params=params or params0, data_dir=tmp_path / "data")
 
@@ -88,6 +89,36 @@ def test_interrupted_training_resumes_to_the_same_model(smoke_data, tmp_path, mo
     pipeline.train(ctx, "flow")
     assert not ckpt.exists()
     assert (ctx.task_dir / store.MODEL_FILE).read_bytes() == (ctx0.task_dir / store.MODEL_FILE).read_bytes()
+
+
+def test_resume_after_a_checkpoint_equals_an_uninterrupted_run_with_dropout(smoke_data, tmp_path, monkeypatch):
+    """Issue 21 item 3: the checkpoint holds every random state of training (the dropout draws use torch's
+    global generator), so the history and the model of a resumed run are those of an uninterrupted one."""
+    params, _ = smoke_data
+    p = copy.deepcopy(params)
+    p["groundwater"]["flow"]["train"].update(epochs=4, patience=10)
+    p["groundwater"]["flow"]["model"]["dropout"] = 0.5
+    whole = _copy_ctx(smoke_data, tmp_path / "whole", p)
+    pipeline.train(whole, "flow")
+    ctx = _copy_ctx(smoke_data, tmp_path / "resumed", p)
+    real = flow_training.validation_loss
+    calls = {"n": 0}
+
+    def interrupt_third_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flow_training, "validation_loss", interrupt_third_epoch)
+    with pytest.raises(Interrupted, match="epoch 2 of 4"):
+        pipeline.train(ctx, "flow")
+    monkeypatch.setattr(flow_training, "validation_loss", real)
+    torch.manual_seed(12345)  # a new process: torch's global generator is anywhere
+    torch.rand(7)
+    pipeline.train(ctx, "flow")
+    for name in ("flow_history.parquet", str(store.MODEL_FILE)):
+        assert (ctx.task_dir / name).read_bytes() == (whole.task_dir / name).read_bytes(), name
 
 
 def test_non_finite_loss_exits_1_and_keeps_the_last_good_checkpoint(smoke_data, tmp_path, monkeypatch):
@@ -202,3 +233,63 @@ def test_infer_bad_input_exits_2_with_one_line(smoke_data, tmp_path):
     src.write_text("well,period,head\nh01,1,30.0\n")
     result = _cli("groundwater", "infer", str(src), "--out", str(out), "--model", str(tmp_path / "none.pt"))
     assert result.returncode == 2 and "not found" in result.stderr
+
+
+def test_ood_warning_fires_on_heads_far_outside_the_training_range_and_not_on_a_test_set(smoke_data, tmp_path):
+    _, ctx = smoke_data
+    _, _, heads = store.read_split(ctx.task_dir, "test")
+    model = ctx.task_dir / store.MODEL_FILE
+    import pyarrow.csv as pcsv
+
+    keep = np.ones((13, 25), bool)
+    for shift, expect in ((0.0, False), (25.0, True)):
+        h = heads[0].copy()
+        h[2, 3:6] += shift  # well h03, steps 4-6
+        src = tmp_path / f"obs{shift}.csv"
+        pcsv.write_csv(_long_table(h, keep), src)
+        out = tmp_path / f"post{shift}.parquet"
+        warnings: list[str] = []
+        infer_mod.infer(src, 20, out, model, seed=0, warn=warnings.append)
+        _, meta = artifacts.read_parquet(out)
+        assert meta["out_of_distribution"] is expect and bool(warnings) is expect
+        if expect:
+            assert meta["out_of_distribution_values"] == ["h03 steps 4-6"]
+            assert len(warnings) == 1 and "h03 steps 4-6" in warnings[0] and "\n" not in warnings[0]
+
+
+def test_infer_refine_without_modflow_exits_2_with_one_line(smoke_data, tmp_path):
+    _, ctx = smoke_data
+    refs = store.read_references(ctx.task_dir)
+    import pyarrow.csv as pcsv
+
+    src = tmp_path / "obs.csv"
+    pcsv.write_csv(_long_table(refs["test1"]["heads_obs"].reshape(13, 25), np.ones((13, 25), bool)), src)
+    out = tmp_path / "p.parquet"
+    env = {**__import__("os").environ, "PHYS_ML_MF6": str(tmp_path / "no-mf6")}
+    result = subprocess.run([sys.executable, "-m", "phys_ml.cli.main", "groundwater", "infer", str(src), "--out",
+                             str(out), "--model", str(ctx.task_dir / store.MODEL_FILE), "--refine"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "mf6" in result.stderr
+    assert not out.exists() and not infer_mod.summary_file(out).exists()
+
+
+def test_infer_refine_runs_modflow_and_records_what_it_did(smoke_data, tmp_path):
+    import yaml
+
+    params, ctx = smoke_data
+    refs = store.read_references(ctx.task_dir)
+    import pyarrow.csv as pcsv
+
+    src = tmp_path / "obs.csv"
+    pcsv.write_csv(_long_table(refs["test2"]["heads_obs"].reshape(13, 25), np.ones((13, 25), bool)), src)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(dict(params)))
+    out = tmp_path / "p.parquet"
+    result = infer_mod.infer(src, 12, out, ctx.task_dir / store.MODEL_FILE, seed=1, refine=True,
+                             params_path=params_file)
+    table, meta = artifacts.read_parquet(out)
+    assert table.num_rows == 12 and isinstance(meta["refined"], bool)
+    assert 0 < meta["refine_modflow_runs"] <= params["groundwater"]["glm"]["refine"]["max_runs"] + 2 * params[
+        "groundwater"]["glm"]["n_draws"]
+    assert result["refined"] == meta["refined"] and meta["predictive_mean_heads_rmse"] > 0

@@ -80,8 +80,11 @@ def test_interrupted_generation_resumes_without_duplicates(smoke_params, tmp_pat
     assert (ctx.task_dir / "references.parquet").read_bytes() == refs_first
 
     # The smoother, the amortized posterior and the evaluation on top of them.
+    pipeline.train(ctx, "jacobian")
     pipeline.train(ctx, "ies")
     pipeline.train(ctx, "flow")
+    pipeline.train(ctx, "glm")
+    pipeline.train(ctx, "refine")
     pipeline.evaluate(ctx)
     m = artifacts.read_json(ctx.task_dir / "metrics.json")
     settings = smoke_params["groundwater"]["ies"]["localization"]
@@ -104,6 +107,10 @@ def test_interrupted_generation_resumes_without_duplicates(smoke_params, tmp_pat
     assert section is not None and "PEST-IES" in section.markdown and "ours: amortized flow" in section.markdown
     assert set(figs) <= set(section.figures) and any(f.name == "flow_calibration.png" for f in section.figures)
     assert all(f"localization {s}" in section.markdown for s in settings) and "prior only" in section.markdown
+    n_sets = 2 + smoke_params["groundwater"]["glm"]["n_test"]
+    assert m["cmp_glm_n_sets"] == m["cmp_refine_n_sets"] == n_sets and 0 <= m["cmp_refine_n_fallbacks"] <= n_sets
+    assert "ours: linear analysis" in section.markdown and "ours: flow + refinement" in section.markdown
+    assert section.markdown.index("Every method on the same data sets") < section.markdown.index("Table 1")
     check_report_tables(section.markdown, m, artifacts.read_json(ctx.task_dir / "flow_train.json"))
 
 

@@ -52,6 +52,30 @@ def check_report_tables(markdown: str, m: dict, flow_train: dict | None) -> None
     held = table_rows(markdown.split("**Over the test split**")[1])
     assert held["data sets"][0] == fmt(m["flow_test_n_sets"]) and held["mean LPP"][0] == fmt(m["flow_test_mean_lpp"])
     assert not any("wall_s" in k or "_sample_s" in k or "per_s" in k for k in m)  # no wall time in the artifacts
+    check_comparison_tables(markdown, m)
+
+
+def check_comparison_tables(markdown: str, m: dict) -> None:
+    """The comparison the section leads with, and the Table-1 rows of the linear analysis and the refinement."""
+    if f"cmp_prior_{REFERENCES[0]}_lpp" not in m:
+        return
+    cmp = table_rows(markdown.split("**Every method on the same data sets**")[1].split("**Table 1")[0])
+    for key, label in report.CMP_METHODS:
+        if f"cmp_{key}_{REFERENCES[0]}_lpp" not in m:
+            continue
+        row = cmp[label]
+        assert row[0] == " / ".join(fmt(m[f"cmp_{key}_{r}_lpp"]) for r in REFERENCES), label
+        assert row[1] == fmt(m.get(f"cmp_{key}_subset_lpp")), label
+        assert row[3] == fmt(100 * m[f"cmp_{key}_subset_coverage95"]), label
+        assert row[8].split(" / ")[:2] == [fmt(m[f"cmp_{key}_{r}_n_runs"]) for r in REFERENCES], label
+    tables = markdown.split("**Table 1, test #")[1:]
+    for name, text in zip(REFERENCES, tables):
+        rows = table_rows(text.split("**Table 2")[0])
+        for label, key in (("ours: linear analysis (Gauss-Newton + Laplace)", "cmp_glm"),
+                           ("ours: flow + refinement", "cmp_refine")):
+            if f"{key}_{name}_lpp" in m:
+                assert rows[label][4] == fmt(m[f"{key}_{name}_lpp"]), label
+                assert rows[label][-1] == fmt(m[f"{key}_{name}_n_runs"]), label
 
 
 def _fake_metrics(rng: np.random.Generator) -> tuple[dict, dict]:
@@ -70,6 +94,14 @@ def _fake_metrics(rng: np.random.Generator) -> tuple[dict, dict]:
               "flow_test_r2_share_above_0.8": 0.1, "flow_test_r2_share_above_0.5": 0.3, "flow_test_coverage50": 0.45,
               "flow_test_coverage90": 0.87, "flow_test_relative_error_steps20": 0.31,
               "flow_test_relative_error_steps25": 0.29})
+    for key in ("prior", "flow", "glm", "refine"):
+        for where in (*REFERENCES, "subset"):
+            m.update({f"cmp_{key}_{where}_{k}": float(rng.uniform(0.01, 0.99)) for k in
+                      ("lpp", "relative_error", "coverage95", "draws_predictive_mean_rmse")})
+            m[f"cmp_{key}_{where}_n_runs"] = int(rng.integers(0, 400))
+    m.update({"cmp_prior_subset_n_sets": 10, "cmp_refine_n_sets": 12, "cmp_refine_n_fallbacks": 2,
+              "cmp_refine_max_runs": 390, "cmp_glm_n_sets": 12, "cmp_glm_explained_median_all": 0.55,
+              "cmp_glm_explained_above_0.8_all": 0.03})
     return m, {"epochs_run": 7, "best_epoch": 5, "gradient_steps": 14, "stop_reason": "reached 7 epochs"}
 
 

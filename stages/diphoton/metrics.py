@@ -71,7 +71,8 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray, n_points: int = 101) -> tu
     return np.concatenate([[0.0], fpr, [1.0]]), np.concatenate([[0.0], tpr, [1.0]])
 
 
-CORR_TOLERANCE = 0.02  # issue 5 target: every model within 0.02 of the data on the five pairs
+CORR_TOLERANCE = 0.02  # issues 5 and 24: log, MMD, MDMM within 0.02 of the data on the five pairs
+KL_CORR_TOLERANCE = 0.03  # issue 24: the KL row within 0.03 (paper: 0.025)
 AUC_MARGIN = 0.01
 
 
@@ -93,7 +94,9 @@ def build_metrics(corr: dict, w1: dict, aucs: dict, histories: dict, models: lis
         i = h.get("best_epoch", len(h["lambda"])) - 1  # the evaluated (best) epoch
         metrics["mdmm"] = {"epsilon": h["epsilon"], "data_mmd": h["data_mmd"], "lambda_final": h["lambda"][i],
                            "l1_final": h["l1"][i], "l2_final": h["l2"][i]}
-    targets = {"corr_within_0.02_all_models": all(diff[m] <= CORR_TOLERANCE for m in models)}
+    targets = {f"{m}_corr_within_0.02": diff[m] <= CORR_TOLERANCE for m in models if m != "kl"}
+    if "kl" in models:
+        targets["kl_corr_within_0.03"] = diff["kl"] <= KL_CORR_TOLERANCE
     if "mdmm" in models:
         targets["mdmm_auc_below_mc"] = aucs["mdmm"] < aucs["mc"]
         if "mmd" in models:

@@ -105,7 +105,8 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
         out.mkdir(parents=True)
         run_cfg = cfg.model_copy(update={"seed": cfg.seed + 1000 * index, "epochs": cfg.epochs_for(loss)})
         flow = build_flow(run_cfg)
-        trainer = Trainer(flow, loss, run_cfg, z["mc_tr"], z["data_tr"], z["mc_val"], z["data_val"])
+        trainer = Trainer(flow, loss, run_cfg, z["mc_tr"], z["data_tr"], z["mc_val"], z["data_val"],
+                          physical=lambda x: reorder_by_pt(_unstandardize(x, sc))[0])
         saver = store.CheckpointSaver(flow, trainer, out)
         ctx.console.print(f"diphoton train {loss}: at most {run_cfg.epochs} epochs x {trainer.steps_per_epoch} "
                           f"steps of {trainer.batch} events")
@@ -139,7 +140,8 @@ def _progress(ctx: StageContext, loss: str):
 def _history_dict(h, loss: str, trainer, max_epochs: int) -> dict:
     return {"loss_name": loss, "epoch": h.epoch, "loss": h.loss, "val_loss": h.val_loss, "lr": h.lr,
             "l1": h.l1, "l2": h.l2, "lambda": h.lam, "epsilon": h.epsilon, "data_mmd": h.data_mmd,
-            "score": h.score, "score_kl": h.score_kl, "score_mmd": h.score_mmd, "best_epoch": h.best_epoch,
+            "score": h.score, "score_kl": h.score_kl, "score_mmd": h.score_mmd, "score_corr": h.score_corr,
+            "best_epoch": h.best_epoch,
             "stopped": h.stopped, "max_epochs": max_epochs,
             "steps_per_epoch": trainer.steps_per_epoch, "batch": trainer.batch}
 
@@ -167,6 +169,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     from .metrics import build_metrics, correlation_row, correlation_stderr, wasserstein_per_feature
     from .plots import all_figures
     from .training import compiled_transform, sample_transformed
+    from .transport import delta_structure
 
     def post(x, loss):  # transformed events back in the physical range, photon 1 the higher pT
         x = _unstandardize(x, sc)
@@ -176,13 +179,16 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
         return (*reorder_by_pt(touched[0]), *touched[1:])
 
     samples = {"data": data_test, "mc": mc_test}
-    histories, swapped, outside, capped, wrapped, noise_free = {}, {}, {}, {}, {}, {}
+    histories, swapped, outside, capped, wrapped, noise_free, deltas = {}, {}, {}, {}, {}, {}, {}
+    z_mc = _standardize(mc_test, sc)
     for index, loss in enumerate(tcfg.losses):
         flow = store.load_flow(task_dir, loss, tcfg)
-        z_mc, fn = _standardize(mc_test, sc), compiled_transform(flow)
-        samples[loss], swapped[loss], capped[loss], wrapped[loss] = post(
-            sample_transformed(flow, z_mc, seed=cfg.seed + index, transform=fn), loss)
-        noise_free[loss], *_ = post(sample_transformed(flow, z_mc, 0, deterministic=True, transform=fn), loss)
+        fn = compiled_transform(flow)
+        out = sample_transformed(flow, z_mc, seed=cfg.seed + index, transform=fn)
+        out_0 = sample_transformed(flow, z_mc, 0, deterministic=True, transform=fn)
+        deltas[loss] = delta_structure(z_mc, out - z_mc, out_0 - z_mc)
+        samples[loss], swapped[loss], capped[loss], wrapped[loss] = post(out, loss)
+        noise_free[loss], *_ = post(out_0, loss)
         outside[loss] = float(1.0 - selection_mask(samples[loss]).mean())
         histories[loss] = store.read_history(task_dir, loss)
     models = list(tcfg.losses)
@@ -199,11 +205,13 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     metrics = build_metrics(corr, w1, {k: r["auc"] for k, r in rocs.items()}, histories, models, source,
                             len(data_test), correlation_stderr(data_test, seed=cfg.seed))
     metrics["transport"] = _transport_analysis(samples, noise_free, mc_tr, data_tr, sc, tcfg)
+    metrics["transport"]["delta"] = deltas
     metrics["convergence"] = {k: {"max_epochs": h["max_epochs"], "epochs": len(h["epoch"]),
                                   "best_epoch": h["best_epoch"], "stopped": h["stopped"],
                                   "score": h["score"][h["best_epoch"] - 1],
                                   "score_kl": h["score_kl"][h["best_epoch"] - 1],
-                                  "score_mmd": h["score_mmd"][h["best_epoch"] - 1]} for k, h in histories.items()}
+                                  "score_mmd": h["score_mmd"][h["best_epoch"] - 1],
+                                  "score_corr": h["score_corr"][h["best_epoch"] - 1]} for k, h in histories.items()}
     metrics["transformed"] = {"swapped_fraction": swapped, "outside_selection_fraction": outside,
                               "pt_capped_fraction": capped, "phi_wrapped_fraction": wrapped,
                               "physical_range": cfg.physical_range}

@@ -53,9 +53,11 @@ def _convergence_lines(m: dict) -> list[str]:
         return []
     rule = (f"Convergence rule (the same for the four losses): after each epoch a fixed set of "
             f"{s.get('val_events', '?'):,} validation MC events (fixed base noise) is transformed and scored against "
-            f"as many validation data events, score = KL / KL_MC + MMD / MMD_MC (the mean per-feature 1-D KL of "
-            f"KDEs, as the KL loss, and the unbiased MMD^2 with the MMD loss's kernel, each as a fraction of the "
-            f"untransformed MC's, so the MC scores 2). When the score has not improved on its best by more than "
+            f"as many validation data events, score = KL / KL_MC + MMD / MMD_MC + C / C_MC: the mean per-feature "
+            f"1-D KL of KDEs (as the KL loss: the marginals), the unbiased MMD^2 with the MMD loss's kernel (the "
+            f"joint density) and the mean |r - r_data| over all 21 pairs of the six features and m_gg (the "
+            f"correlations, to which the broad-kernel MMD is nearly blind), each as a fraction of the untransformed "
+            f"MC's, so the MC scores 3. When the score has not improved on its best by more than "
             f"{100 * s.get('min_improvement', 0):g} % for {s.get('patience', '?')} epochs, the RMSProp learning "
             f"rate drops {1 / s.get('lr_drop', 1):g}x (from {s.get('lr_start', '?'):g}); at the plateau where it "
             f"would fall below {s.get('lr_end', '?'):g} the run has converged and stops. The epoch with the lowest "
@@ -63,9 +65,9 @@ def _convergence_lines(m: dict) -> list[str]:
             f"rate as a square root from 1e-3 to 1e-5 over a fixed 1000 epochs: a run whose length the rule sets "
             f"has no fixed end to decay towards, so the rate falls in steps at the plateaus instead.)")
     rows = [[k, c["max_epochs"], c["epochs"], c["stopped"], c["best_epoch"], c["score"], c["score_kl"],
-             c["score_mmd"]] for k, c in conv.items()]
+             c["score_mmd"], c.get("score_corr")] for k, c in conv.items()]
     return [rule, "", markdown_table(["model", "max epochs", "epochs run", "stopped by", "best epoch",
-                                      "score", "KL / KL_MC", "MMD / MMD_MC"], rows)]
+                                      "score", "KL / KL_MC", "MMD / MMD_MC", "C / C_MC"], rows)]
 
 
 def _transport_lines(m: dict) -> list[str]:
@@ -101,6 +103,16 @@ def _transport_lines(m: dict) -> list[str]:
           "Pearson, Spearman against the data's Spearman) and the KL loss's quantity, the mean per-feature 1-D KL "
           "to the test data ('data' row: a second data sample, the floor).", "",
           markdown_table(["sample", "correlation", *cols, "max |dr|", "mean 1-D KL"], rows)]
+    if t.get("delta"):
+        feats = list(next(iter(t["delta"].values()))["own_feature_share"])
+        md += ["The flows' delta per feature (flow space: standardized log pT, eta, phi): 'own feature' is the share "
+               "of the noise-free delta_j's variance that a function of x_c,j alone explains (1 for a per-feature "
+               "map; the rest depends on the event's other features); 'base noise' is the share of var(delta_j) "
+               "from the base noise (delta minus its z = 0 value).", "",
+               markdown_table(["model", "share", *feats],
+                              [[k, label, *[d[key][f] for f in feats]] for k, d in t["delta"].items()
+                               for key, label in (("own_feature_share", "own feature"),
+                                                  ("noise_share", "base noise"))])]
     if "kl" in t["noise_free"]:
         eta = "eta1,eta2"
         gap = rank["data"][eta] - rank["mc"][eta]
@@ -170,7 +182,7 @@ def report_section(data_dir: Path) -> ReportSection | None:
         md += [f"MDMM: epsilon {d['epsilon']:.4g} against data-vs-data MMD {d['data_mmd']:.4g} "
                f"(paper: {paper.MDMM_EPSILON} vs {paper.DATA_VS_DATA_MMD}); at the evaluated epoch lambda {d['lambda_final']:.4g}, "
                f"L1 {d['l1_final']:.4g}, L2 {d['l2_final']:.4g}.", ""]
-    md += ["Targets (issue 5): " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in m["targets"].items()),
+    md += ["Targets (issues 5 and 24): " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in m["targets"].items()),
            ""]
     figs = [task_dir / "figures" / f for f in FIGURES if (task_dir / "figures" / f).is_file()]
     return ReportSection("Higgs diphoton conditional normalizing flow", "\n".join(md), figs)

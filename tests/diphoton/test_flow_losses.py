@@ -172,15 +172,20 @@ def test_plateau_rule_drops_the_rate_then_stops():
     assert rule.update(0.7) == (False, "") and rule.update(0.69) == (True, "stop")  # 1e-4 would be below lr_end
 
 
-def test_validation_score_is_two_for_the_mc_and_near_zero_for_data():
+def test_validation_score_is_three_for_the_mc_and_near_zero_for_data():
     rng = np.random.default_rng(8)
     mc = rng.standard_normal((4000, 6)).astype(np.float32)
     data = (0.8 * rng.standard_normal((4000, 6)) + 0.5).astype(np.float32)
     score = ValidationScore(mc[:2000], data[:2000], _tiny_cfg(val_events=2000, kde_grid=64), seed=0)
     identity = score(lambda x_c, z: tf.constant(x_c))
-    assert identity == pytest.approx((2.0, 1.0, 1.0))
+    assert identity == pytest.approx((3.0, 1.0, 1.0, 1.0))
     other_data = score(lambda x_c, z: tf.constant(data[2000:2000 + len(x_c)]))  # a second data sample
-    assert other_data[0] < 0.15 and other_data[1] < 0.1 and abs(other_data[2]) < 0.05  # MC: 2, 1, 1
+    assert other_data[1] < 0.1 and abs(other_data[2]) < 0.05 and other_data[0] < 1.0  # MC: 3, 1, 1, 1
+    # the correlation term sees a change of the correlations that leaves every marginal as it was
+    mixed = np.concatenate([data[2000:, :3], np.roll(data[2000:, 3:], 1, axis=0)], axis=1)  # pairs decoupled
+    coupled = (0.8 * rng.standard_normal((2000, 6)) + 0.5).astype(np.float32)
+    coupled[:, 1] = coupled[:, 0]  # a strong correlation the data do not have
+    assert score(lambda x_c, z: tf.constant(coupled))[3] > 3 * score(lambda x_c, z: tf.constant(mixed))[3]
 
 
 @pytest.mark.slow

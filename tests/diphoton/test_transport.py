@@ -30,3 +30,15 @@ def test_rank_row_ignores_monotone_maps_of_a_feature_pearson_does_not():
     y[:, [1, 4]] = np.sinh(2.0 * x[:, [1, 4]])  # eta -> an increasing, strongly non-linear map of it
     assert rank_correlation_row(y)["eta1,eta2"] == rank_correlation_row(x)["eta1,eta2"]
     assert abs(correlation_row(y)["eta1,eta2"] - correlation_row(x)["eta1,eta2"]) > 0.02
+
+
+def test_own_feature_share_separates_per_feature_maps_from_coupled_ones():
+    from phys_ml.stages.diphoton.transport import noise_share, own_feature_share
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((20_000, 3))
+    delta = np.column_stack([np.tanh(x[:, 0]), 0.5 * x[:, 2], 0.3 * x[:, 2] + x[:, 1]])
+    share = own_feature_share(x, delta)
+    assert share[0] > 0.99 and share[1] < 0.01 and 0.06 < share[2] < 0.11  # 0.09 of var 1.09 is x_2 itself
+    noise = 0.5 * rng.standard_normal(x.shape)
+    np.testing.assert_allclose(noise_share(delta + noise, delta), 0.25 / (np.var(delta, axis=0) + 0.25), rtol=0.05)

@@ -82,7 +82,7 @@ class EvaluateConfig(Config):
     seed: int = Field(ge=0)
     threads: int = Field(ge=0)
     n_events: int = Field(ge=100)  # test events used for the evaluation (0 < n <= test split size)
-    physical_range: bool  # wrap transformed phi into [-pi, pi), cap pT at the training events' largest
+    physical_range: bool  # wrap transformed phi into [-pi, pi), cap pT and |eta| at the training events' largest
     classifier_hidden: list[int] = Field(min_length=1)
     classifier_epochs: int = Field(ge=1)
     classifier_batch: int = Field(ge=2)

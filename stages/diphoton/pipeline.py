@@ -20,7 +20,7 @@ from phys_ml.stages.common.progress import print_summary
 from phys_ml.stages.common.timings import Stopwatch, record_timing
 
 from . import store
-from .config import EvaluateConfig, GenerateConfig, TrainConfig
+from .config import LOSSES, EvaluateConfig, GenerateConfig, TrainConfig
 from .events import (FEATURES, from_flow_space, reorder_by_pt, selection_mask, to_flow_space, to_physical_range,
                      with_mass)
 from .store import TASK, model_dir, read_sample
@@ -72,6 +72,12 @@ def scaler(mc_train: np.ndarray, data_train: np.ndarray, log_pt: bool = False) -
             "log_pt": log_pt}
 
 
+def physical_limits(mc_tr: np.ndarray, data_tr: np.ndarray) -> tuple[float, float]:
+    """The largest pT and |eta| of the training events (the caps of ``to_physical_range``)."""
+    both = np.concatenate([mc_tr, data_tr])
+    return float(both[:, 0].max()), float(np.abs(both[:, [1, 4]]).max())
+
+
 def _standardize(x, sc):
     x = to_flow_space(x, sc.get("log_pt", False))
     return ((x - np.asarray(sc["mean"])) / np.asarray(sc["std"])).astype(np.float32)
@@ -90,13 +96,15 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
     data_tr, data_val, _ = split(data, cfg)
     sc = scaler(mc_tr, data_tr, cfg.log_pt)
     store.write_scaler(task_dir, sc)
+    limits = physical_limits(mc_tr, data_tr)
     z = {k: _standardize(v, sc) for k, v in (("mc_tr", mc_tr), ("mc_val", mc_val), ("data_tr", data_tr),
                                             ("data_val", data_val))}
 
     from . import tfenv
 
     rows, watch, timing = [], Stopwatch(), {}
-    for index, loss in enumerate(cfg.losses):
+    for loss in cfg.losses:
+        index = LOSSES.index(loss)  # a loss's seeds do not depend on which other losses are listed
         tfenv.setup(cfg.seed + 1000 * index, cfg.threads)
         from .training import NonFinite, Trainer, build_flow
 
@@ -106,7 +114,7 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
         run_cfg = cfg.model_copy(update={"seed": cfg.seed + 1000 * index, "epochs": cfg.epochs_for(loss)})
         flow = build_flow(run_cfg)
         trainer = Trainer(flow, loss, run_cfg, z["mc_tr"], z["data_tr"], z["mc_val"], z["data_val"],
-                          physical=lambda x: reorder_by_pt(_unstandardize(x, sc))[0])
+                          physical=lambda x: reorder_by_pt(to_physical_range(_unstandardize(x, sc), *limits)[0])[0])
         saver = store.CheckpointSaver(flow, trainer, out)
         ctx.console.print(f"diphoton train {loss}: at most {run_cfg.epochs} epochs x {trainer.steps_per_epoch} "
                           f"steps of {trainer.batch} events")
@@ -155,7 +163,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     sc = store.read_scaler(task_dir)
     mc_tr, _, mc_test = split(read_sample(task_dir, "mc"), tcfg)
     data_tr, _, data_test = split(read_sample(task_dir, "data"), tcfg)
-    pt_max = float(max(mc_tr[:, 0].max(), data_tr[:, 0].max()))
+    pt_max, eta_max = physical_limits(mc_tr, data_tr)
     if min(len(mc_test), len(data_test)) < cfg.n_events:
         raise UserError(f"diphoton.evaluate.n_events is {cfg.n_events} but the test split has only "
                         f"{min(len(mc_test), len(data_test))} events per sample: raise diphoton.generate.n_mc/n_data "
@@ -175,13 +183,14 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
         x = _unstandardize(x, sc)
         if not np.all(np.isfinite(x)):
             raise RunFailed(f"diphoton evaluate: the {loss} model produced non-finite events")
-        touched = to_physical_range(x, pt_max) if cfg.physical_range else (x, 0.0, 0.0)
+        touched = to_physical_range(x, pt_max, eta_max) if cfg.physical_range else (x, 0.0, 0.0)
         return (*reorder_by_pt(touched[0]), *touched[1:])
 
     samples = {"data": data_test, "mc": mc_test}
     histories, swapped, outside, capped, wrapped, noise_free, deltas = {}, {}, {}, {}, {}, {}, {}
     z_mc = _standardize(mc_test, sc)
-    for index, loss in enumerate(tcfg.losses):
+    for loss in tcfg.losses:
+        index = LOSSES.index(loss)
         flow = store.load_flow(task_dir, loss, tcfg)
         fn = compiled_transform(flow)
         out = sample_transformed(flow, z_mc, seed=cfg.seed + index, transform=fn)
@@ -213,7 +222,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                                   "score_mmd": h["score_mmd"][h["best_epoch"] - 1],
                                   "score_corr": h["score_corr"][h["best_epoch"] - 1]} for k, h in histories.items()}
     metrics["transformed"] = {"swapped_fraction": swapped, "outside_selection_fraction": outside,
-                              "pt_capped_fraction": capped, "phi_wrapped_fraction": wrapped,
+                              "capped_fraction": capped, "phi_wrapped_fraction": wrapped,
                               "physical_range": cfg.physical_range}
     metrics["setup"] = {"epochs": {k: tcfg.epochs_for(k) for k in models}, "n_blocks": tcfg.n_blocks,
                         "patience": tcfg.patience, "min_improvement": tcfg.min_improvement,

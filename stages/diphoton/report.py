@@ -36,11 +36,12 @@ def _transformed_lines(m: dict) -> list[str]:
     if not t:
         return []
     cols = [("swapped_fraction", "photons relabelled (pT2 > pT1)"), ("phi_wrapped_fraction", "phi wrapped"),
-            ("pt_capped_fraction", "pT capped"), ("outside_selection_fraction", "outside the selection (kept)")]
+            ("capped_fraction", "pT or |eta| capped"), ("outside_selection_fraction", "outside the selection (kept)")]
     cols = [(k, label) for k, label in cols if k in t]
     models = list(t["swapped_fraction"])
     head = ("Transformed events: photon 1 is relabelled as the higher-pT photon"
-            + ("; phi is wrapped into [-pi, pi) and pT capped at the largest training pT" if t.get("physical_range")
+            + ("; phi is wrapped into [-pi, pi), pT and |eta| capped at the largest of the training events"
+               if t.get("physical_range")
                else "") + ". Fractions of events:")
     return [head, "", markdown_table(["model", *[label for _, label in cols]],
                                      [[k, *[t[c][k] for c, _ in cols]] for k in models])]

@@ -89,8 +89,8 @@ class ValidationScore:
     validation data, each divided by its value for the untransformed MC (so the MC scores 3):
       KL   the mean over the six features of the 1-D KL between KDEs (fixed grid, as the KL loss): the marginals;
       MMD  the unbiased MMD^2 with the MMD loss's kernel (blocks of MMD_SCORE_BLOCK events): the joint density;
-      C    the mean |r - r_data| over all 21 pairs of the 7 columns (six features and m_gg, physical units, photons
-           relabelled by pT, as Table 1): the correlations, to which a broad-kernel MMD is nearly blind.
+      C    the mean |r - r_data| over all 21 pairs of the 7 columns (six features and m_gg, physical units and range,
+           photons relabelled by pT, as Table 1): the correlations, to which a broad-kernel MMD is nearly blind.
     The MC events and the base noise are fixed, so scores of two epochs differ only by the flow. ``physical`` maps
     flow-space events (n, 6) to physical features (identity if not given)."""
 

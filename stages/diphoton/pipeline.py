@@ -174,7 +174,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
 
     tfenv.setup(cfg.seed, cfg.threads)
     from .classifier import discriminate
-    from .metrics import build_metrics, correlation_row, correlation_stderr, wasserstein_per_feature
+    from .metrics import PAIR_LABELS, build_metrics, correlation_row, correlation_stderr, wasserstein_per_feature
     from .plots import all_figures
     from .training import compiled_transform, sample_transformed
     from .transport import delta_structure
@@ -187,7 +187,8 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
         return (*reorder_by_pt(touched[0]), *touched[1:])
 
     samples = {"data": data_test, "mc": mc_test}
-    histories, swapped, outside, capped, wrapped, noise_free, deltas = {}, {}, {}, {}, {}, {}, {}
+    histories, swapped, outside, capped, wrapped, noise_free, deltas, raw = {}, {}, {}, {}, {}, {}, {}, {}
+    eta_free = {}  # Table 1 rows without the |eta| cap: how much the cap moves them
     z_mc = _standardize(mc_test, sc)
     for loss in tcfg.losses:
         index = LOSSES.index(loss)
@@ -195,7 +196,9 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
         fn = compiled_transform(flow)
         out = sample_transformed(flow, z_mc, seed=cfg.seed + index, transform=fn)
         out_0 = sample_transformed(flow, z_mc, 0, deterministic=True, transform=fn)
-        deltas[loss] = delta_structure(z_mc, out - z_mc, out_0 - z_mc)
+        deltas[loss], raw[loss] = delta_structure(z_mc, out - z_mc, out_0 - z_mc), out
+        eta_free[loss] = correlation_row(reorder_by_pt(to_physical_range(_unstandardize(out, sc), pt_max,
+                                                                          np.inf)[0])[0])
         samples[loss], swapped[loss], capped[loss], wrapped[loss] = post(out, loss)
         noise_free[loss], *_ = post(out_0, loss)
         outside[loss] = float(1.0 - selection_mask(samples[loss]).mean())
@@ -213,16 +216,20 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
         rocs[k] = discriminate(data_test[:half], samples[k][:half], *classifier)
     metrics = build_metrics(corr, w1, {k: r["auc"] for k, r in rocs.items()}, histories, models, source,
                             len(data_test), correlation_stderr(data_test, seed=cfg.seed))
-    metrics["transport"] = _transport_analysis(samples, noise_free, mc_tr, data_tr, sc, tcfg)
+    metrics["transport"] = _transport_analysis(samples, raw, noise_free, mc_tr, data_tr, sc, tcfg)
     metrics["transport"]["delta"] = deltas
     metrics["convergence"] = {k: {"max_epochs": h["max_epochs"], "epochs": len(h["epoch"]),
                                   "best_epoch": h["best_epoch"], "stopped": h["stopped"],
                                   "score": h["score"][h["best_epoch"] - 1],
                                   "score_kl": h["score_kl"][h["best_epoch"] - 1],
                                   "score_mmd": h["score_mmd"][h["best_epoch"] - 1],
-                                  "score_corr": h["score_corr"][h["best_epoch"] - 1]} for k, h in histories.items()}
+                                  "score_corr": h["score_corr"][h["best_epoch"] - 1],
+                                  "last": {t: h[t][-1] for t in ("score", "score_kl", "score_mmd", "score_corr")}}
+                              for k, h in histories.items()}
     metrics["transformed"] = {"swapped_fraction": swapped, "outside_selection_fraction": outside,
                               "capped_fraction": capped, "phi_wrapped_fraction": wrapped,
+                              "corr_max_abs_diff_eta_uncapped": {
+                                  k: max(abs(r[c] - corr["data"][c]) for c in PAIR_LABELS) for k, r in eta_free.items()},
                               "physical_range": cfg.physical_range}
     metrics["setup"] = {"epochs": {k: tcfg.epochs_for(k) for k in models}, "n_blocks": tcfg.n_blocks,
                         "patience": tcfg.patience, "min_improvement": tcfg.min_improvement,
@@ -243,27 +250,29 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
     print_summary(ctx.console, "diphoton evaluate", rows)
 
 
-def _transport_analysis(samples: dict, noise_free: dict, mc_tr, data_tr, sc: dict, tcfg: TrainConfig) -> dict:
+def _transport_analysis(samples: dict, raw: dict, noise_free: dict, mc_tr, data_tr, sc: dict,
+                        tcfg: TrainConfig) -> dict:
     """What moves the correlations (issue 24): the marginal-only (per-feature quantile map) transport of the test
     MC as the reference, each flow's noise-free (z = 0) output, Spearman rows, and the KL loss's quantity (mean
-    per-feature 1-D KL of KDEs, standardized flow features) of each sample against the test data, with a second
-    data sample (training split) as its floor."""
+    per-feature 1-D KL of KDEs, standardized flow features) against the test data of what the loss sees: each
+    flow's raw output (``raw``, flow space, before relabelling and the physical range) and the marginal-only
+    transport before relabelling, with a second data sample (training split) as its floor."""
     from .losses import kde_grid, kde_on_grid_chunked, kl_per_feature, silverman_bandwidths
     from .metrics import correlation_row, rank_correlation_row
     from .transport import marginal_transport
 
     data = samples["data"]
-    marginal, _ = reorder_by_pt(marginal_transport(samples["mc"], mc_tr, data_tr))
-    models = [k for k in samples if k not in ("data", "mc")]
+    moved = marginal_transport(samples["mc"], mc_tr, data_tr)
+    marginal, _ = reorder_by_pt(moved)
     ref = _standardize(data, sc)
     grid, bandwidth = kde_grid(ref, tcfg.kde_grid), silverman_bandwidths(ref, tcfg.kde_bandwidth_factor)
     p = kde_on_grid_chunked(ref, grid, bandwidth)
 
-    def kl(x):
-        return float(np.mean(kl_per_feature(p, kde_on_grid_chunked(_standardize(x, sc), grid, bandwidth))))
+    def kl(z):  # z: flow-space events
+        return float(np.mean(kl_per_feature(p, kde_on_grid_chunked(z, grid, bandwidth))))
 
-    compared = {"data (training split)": data_tr[: len(data)], "mc": samples["mc"], "marginal": marginal,
-                **{k: samples[k] for k in models}}
+    compared = {"data (training split)": _standardize(data_tr[: len(data)], sc),
+                "mc": _standardize(samples["mc"], sc), "marginal": _standardize(moved, sc), **raw}
     return {"marginal_transport": correlation_row(marginal),
             "noise_free": {k: correlation_row(v) for k, v in noise_free.items()},
             "spearman": {k: rank_correlation_row(v) for k, v in {**samples, "marginal": marginal}.items()},

@@ -34,14 +34,22 @@ class TrainConfig(Config):
     seed: int = Field(ge=0)
     threads: int = Field(ge=0)
     losses: list[Loss] = Field(min_length=1)
-    epochs: int = Field(ge=1)
-    # per-loss multiplier of epochs (e.g. {log: 4}: the cheap log-loss steps get 4x the epochs); absent: 1
+    epochs: int = Field(ge=1)  # the most epochs of a run (a cap: the convergence rule normally stops it first)
+    # per-loss multiplier of epochs (e.g. {log: 3}: the cheap log-loss steps get 3x the epochs); absent: 1
     epochs_scale: dict[Loss, Annotated[float, Field(gt=0)]]
+    # convergence rule, the same for every loss: when the validation score has not improved on its best by more
+    # than min_improvement (relative) for ``patience`` epochs the learning rate drops by lr_drop; at the plateau
+    # where it would go below lr_end the run stops; the evaluated checkpoint is the epoch of the lowest score
+    patience: int = Field(ge=1)
+    min_improvement: float = Field(ge=0, lt=1)
+    lr_drop: float = Field(gt=0, lt=1)
+    val_events: int = Field(ge=100)  # validation events (per sample) the score is computed on
     max_steps_per_epoch: int = Field(ge=0)  # 0: every batch of the training split
     n_blocks: int = Field(ge=1)
     hidden_units: list[int] = Field(min_length=1)
     log_scale_bound: float = Field(gt=0)
-    validation_fraction: float = Field(gt=0, lt=1)
+    test_fraction: float = Field(gt=0, lt=1)  # the last events of each sample: evaluation only, never trained on
+    validation_fraction: float = Field(gt=0, lt=1)  # of the rest: the validation split (stopping, checkpoint)
     log_pt: bool  # the flow works in log pT (standardized); False: in pT
     batch_size: int = Field(ge=2)  # log loss and KL (Sec. 3)
     batch_size_mmd: int = Field(ge=2)  # MMD and MDMM (Sec. 3)
@@ -57,13 +65,12 @@ class TrainConfig(Config):
     mdmm_damping: float = Field(ge=0)
     mdmm_lambda_lr: float = Field(gt=0)
     mdmm_lambda_init: float = Field(ge=0)
-    checkpoint_every: int = Field(ge=1)
 
     @model_validator(mode="after")
     def _decaying_lr(self) -> TrainConfig:
         if self.lr_end > self.lr_start:
             raise ValueError(f".lr_end ({self.lr_end}) must not exceed lr_start ({self.lr_start}): the learning "
-                             "rate decays from lr_start to lr_end")
+                             "rate falls from lr_start to lr_end")
         return self
 
     def epochs_for(self, loss: str) -> int:
@@ -74,8 +81,8 @@ class TrainConfig(Config):
 class EvaluateConfig(Config):
     seed: int = Field(ge=0)
     threads: int = Field(ge=0)
-    n_events: int = Field(ge=100)  # held-out events used for the evaluation (0 < n <= validation size)
-    physical_range: bool  # wrap transformed phi into [-pi, pi), cap pT at the training events' largest
+    n_events: int = Field(ge=100)  # test events used for the evaluation (0 < n <= test split size)
+    physical_range: bool  # wrap transformed phi into [-pi, pi), cap pT and |eta| at the training events' largest
     classifier_hidden: list[int] = Field(min_length=1)
     classifier_epochs: int = Field(ge=1)
     classifier_batch: int = Field(ge=2)

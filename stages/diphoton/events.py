@@ -86,15 +86,17 @@ def reorder_by_pt(x: np.ndarray) -> tuple[np.ndarray, float]:
     return order_by_pt(*(x[:, i] for i in range(6))), float(swapped.mean())
 
 
-def to_physical_range(x: np.ndarray, pt_max: float) -> tuple[np.ndarray, float, float]:
-    """Transformed events brought back into the physical range: phi wrapped into [-pi, pi) (m_gg unchanged) and
-    pT capped at ``pt_max`` (the largest pT of the training events; a rare far tail of the flow, mapped through
-    exp(log pT), can otherwise give a single event of ~10 TeV that dominates a Pearson correlation). Returns the
-    events, the fraction with a capped pT and the fraction with a wrapped phi."""
+def to_physical_range(x: np.ndarray, pt_max: float, eta_max: float) -> tuple[np.ndarray, float, float]:
+    """Transformed events brought back into the physical range: phi wrapped into [-pi, pi) (m_gg unchanged), pT
+    capped at ``pt_max`` and |eta| at ``eta_max`` (the largest of the training events: a rare far tail of the flow,
+    mapped through exp(log pT), can otherwise give a single event of ~10 TeV that dominates a Pearson correlation,
+    and a flow trained on marginals alone can send eta so far that cosh(eta1 - eta2) in m_gg overflows). Returns the
+    events, the fraction with a capped pT or |eta| and the fraction with a wrapped phi."""
     x = np.array(x, np.float64)
-    phi = [2, 5]
+    phi, eta = [2, 5], [1, 4]
     wrapped = np.any(np.abs(x[:, phi]) > np.pi, axis=1)
     x[:, phi] = (x[:, phi] + np.pi) % (2.0 * np.pi) - np.pi
-    capped = np.any(x[:, PT_COLUMNS] > pt_max, axis=1)
+    capped = np.any(x[:, PT_COLUMNS] > pt_max, axis=1) | np.any(np.abs(x[:, eta]) > eta_max, axis=1)
     x[:, PT_COLUMNS] = np.minimum(x[:, PT_COLUMNS], pt_max)
+    x[:, eta] = np.clip(x[:, eta], -eta_max, eta_max)
     return x, float(capped.mean()), float(wrapped.mean())

@@ -74,6 +74,21 @@ def mmd(x, y, sigma: float = 0.1, form: str = "standard"):
     return _kernel_mean(x, x, sigma) + _kernel_mean(y, y, sigma) - cross * _kernel_mean(x, y, sigma)
 
 
+def mmd_unbiased(x, y, sigma: float):
+    """Unbiased MMD^2 with the same kernel (U-statistic of Gretton et al. 2012, eq. 3): the i = j terms of K_xx and
+    K_yy (each exactly 1) are left out, so two samples of one distribution give 0 on average at any size."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    y = tf.convert_to_tensor(y, tf.float32)
+    n, m = float(x.shape[0]), float(y.shape[0])
+    within = [(n * n * _kernel_mean(a, a, sigma) - k) / (k * (k - 1.0)) for a, k in ((x, n), (y, m))]
+    return within[0] + within[1] - 2.0 * _kernel_mean(x, y, sigma)
+
+
+def kl_per_feature(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """KL(P || Q) of each feature between KDEs on a grid, (d, g) each -> (d,) (the KL loss's eq. 1, in numpy)."""
+    return np.sum(p * (np.log(p + KDE_FLOOR) - np.log(q + KDE_FLOOR)), axis=-1)
+
+
 def mdmm_lagrangian(l1, l2, lam, epsilon: float, damping: float):
     """Eq. 3: L = L1 - lambda (eps - L2) + delta (eps - L2)^2."""
     gap = epsilon - l2

@@ -14,7 +14,16 @@ PAIR_LABELS = ("pT1,pT2", "eta1,eta2", "phi1,phi2", "m_gg,pT1", "m_gg,pT2")
 
 def correlation_row(x6: np.ndarray) -> dict[str, float]:
     """Table 1 row: Pearson r of the five pairs and the mean |r| of all other pairs of the 7 columns."""
-    c = np.corrcoef(with_mass(x6), rowvar=False)
+    return _table_row(np.corrcoef(with_mass(x6), rowvar=False))
+
+
+def rank_correlation_row(x6: np.ndarray) -> dict[str, float]:
+    """The same row of Spearman rank correlations: unchanged by any increasing map of each column alone, so a
+    marginal-only transport keeps the MC's, and a change measures how the transport couples the features."""
+    return _table_row(np.corrcoef(np.apply_along_axis(rankdata, 0, with_mass(x6)), rowvar=False))
+
+
+def _table_row(c: np.ndarray) -> dict[str, float]:
     idx = {name: i for i, name in enumerate(COLUMNS)}
     row, chosen = {}, set()
     for (a, b), label in zip(PAIRS, PAIR_LABELS):
@@ -62,7 +71,8 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray, n_points: int = 101) -> tu
     return np.concatenate([[0.0], fpr, [1.0]]), np.concatenate([[0.0], tpr, [1.0]])
 
 
-CORR_TOLERANCE = 0.02  # issue 5 target: every model within 0.02 of the data on the five pairs
+CORR_TOLERANCE = 0.02  # issues 5 and 24: log, MMD, MDMM within 0.02 of the data on the five pairs
+KL_CORR_TOLERANCE = 0.03  # issue 24: the KL row within 0.03 (paper: 0.025)
 AUC_MARGIN = 0.01
 
 
@@ -81,9 +91,12 @@ def build_metrics(corr: dict, w1: dict, aucs: dict, histories: dict, models: lis
         metrics["corr_diff_noise"] = {c: float(np.sqrt(2.0) * data_stderr[c]) for c in labels}
     if "mdmm" in histories:
         h = histories["mdmm"]
-        metrics["mdmm"] = {"epsilon": h["epsilon"], "data_mmd": h["data_mmd"], "lambda_final": h["lambda"][-1],
-                           "l1_final": h["l1"][-1], "l2_final": h["l2"][-1]}
-    targets = {"corr_within_0.02_all_models": all(diff[m] <= CORR_TOLERANCE for m in models)}
+        i = h.get("best_epoch", len(h["lambda"])) - 1  # the evaluated (best) epoch
+        metrics["mdmm"] = {"epsilon": h["epsilon"], "data_mmd": h["data_mmd"], "lambda_final": h["lambda"][i],
+                           "l1_final": h["l1"][i], "l2_final": h["l2"][i]}
+    targets = {f"{m}_corr_within_0.02": diff[m] <= CORR_TOLERANCE for m in models if m != "kl"}
+    if "kl" in models:
+        targets["kl_corr_within_0.03"] = diff["kl"] <= KL_CORR_TOLERANCE
     if "mdmm" in models:
         targets["mdmm_auc_below_mc"] = aucs["mdmm"] < aucs["mc"]
         if "mmd" in models:

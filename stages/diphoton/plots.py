@@ -92,11 +92,13 @@ def mdmm_figure(histories: dict[str, dict]):
 
 
 def training_figure(histories: dict[str, dict]):
-    """Training and validation loss against epochs, one panel per model."""
+    """Training and validation loss against epochs, one panel per model, with the evaluated (best) epoch."""
     fig, ax = new_figure(1, max(len(histories), 1), size=(3.2 * max(len(histories), 1), 3))
     for a, (k, h) in zip(ax[0], histories.items()):
         a.plot(h["epoch"], h["loss"], label="train")
         a.plot(h["epoch"], h["val_loss"], label="validation")
+        if h.get("best_epoch"):
+            a.axvline(h["best_epoch"], color="black", ls=":", lw=1, label="best score (evaluated)")
         a.set_title(k)
         a.set_xlabel("epoch")
         a.legend(fontsize=7)

@@ -3,7 +3,7 @@
 Under data/diphoton/:
   mc.parquet, data.parquet   generate: pt1 eta1 phi1 pt2 eta2 phi2 m_gg (GeV, rad)
   models/scaler.json         train: the shared standardization
-  models/<loss>/ckpt/        train: TF checkpoint files epoch-N.* and the pointer latest.json
+  models/<loss>/ckpt/        train: TF checkpoint files epoch-N.* of the best epoch and the pointer best.json
   models/<loss>/history.json train: the per-epoch losses
   transformed.parquet        evaluate: the held-out data, MC and every model's transformed MC (column sample)
   metrics.json, figures/     evaluate
@@ -79,23 +79,23 @@ def read_history(task_dir: Path, loss: str) -> dict:
 
 
 class CheckpointSaver:
-    """Checkpoint every ``checkpoint_every`` epochs and at the end (only finite epochs reach here).
+    """Keeps the checkpoint of the best epoch so far (the lowest validation score; only finite epochs reach here).
 
-    TF checkpoint files ``ckpt/epoch-N.*``, then the pointer ``ckpt/latest.json`` (written atomically), then the
-    previous epoch's files are removed: a crash or a divergence leaves the last good checkpoint and its pointer.
+    TF checkpoint files ``ckpt/epoch-N.*``, then the pointer ``ckpt/best.json`` (written atomically), then the
+    previous best's files are removed: a crash or a divergence leaves the best checkpoint and its pointer.
     (No tf.train.CheckpointManager: its state file holds timestamps, and artifacts must not.)"""
 
-    def __init__(self, flow, trainer, out: Path, cfg: TrainConfig):
+    def __init__(self, flow, trainer, out: Path):
         import tensorflow as tf
 
-        self.cfg, self.dir, self.previous = cfg, out / "ckpt", None
+        self.dir, self.previous = out / "ckpt", None
         self.ckpt = tf.train.Checkpoint(flow=flow, mdmm_lambda=trainer.lam)
 
-    def __call__(self, epoch: int, history) -> None:
-        if epoch % self.cfg.checkpoint_every == 0 or epoch == self.cfg.epochs:
+    def __call__(self, epoch: int, history, is_best: bool) -> None:
+        if is_best:
             prefix = f"epoch-{epoch}"
             self.ckpt.write(str(self.dir / prefix))
-            artifacts.write_json(self.dir / "latest.json", {"epoch": epoch, "prefix": prefix})
+            artifacts.write_json(self.dir / "best.json", {"epoch": epoch, "prefix": prefix})
             if self.previous is not None:
                 for f in self.dir.glob(f"{self.previous}.*"):
                     f.unlink()
@@ -103,13 +103,13 @@ class CheckpointSaver:
 
 
 def load_flow(task_dir: Path, loss: str, cfg: TrainConfig):
-    """Rebuild a trained flow from its latest checkpoint."""
+    """Rebuild a trained flow from its best checkpoint."""
     import tensorflow as tf
 
     from .training import build_flow
 
     out = model_dir(task_dir, loss)
-    pointer = out / "ckpt" / "latest.json"
+    pointer = out / "ckpt" / "best.json"
     if not pointer.is_file():
         raise UserError(f"{out} has no checkpoint: run 'phys-ml train diphoton' first")
     flow = build_flow(cfg)

@@ -15,7 +15,8 @@ from phys_ml.stages.common.params import load_params  # noqa: E402
 from phys_ml.stages.diphoton import losses  # noqa: E402
 from phys_ml.stages.diphoton.config import TrainConfig  # noqa: E402
 from phys_ml.stages.diphoton.flow import ConditionalMAF  # noqa: E402
-from phys_ml.stages.diphoton.training import NonFinite, Trainer, build_flow  # noqa: E402
+from phys_ml.stages.diphoton.training import (NonFinite, PlateauRule, Trainer, ValidationScore,  # noqa: E402
+                                              build_flow)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,15 @@ def test_mmd_self_vs_shifted():
     assert float(losses.mmd(x, x, 0.1, "paper")) == pytest.approx(float(losses._kernel_mean(x, x, 0.1)))
 
 
+def test_unbiased_mmd_is_zero_on_average_for_one_distribution():
+    rng = np.random.default_rng(7)
+    draws = [(rng.standard_normal((200, 6)), rng.standard_normal((200, 6))) for _ in range(20)]
+    unbiased = [float(losses.mmd_unbiased(x, y, 1.0)) for x, y in draws]
+    biased = [float(losses.mmd(x, y, 1.0)) for x, y in draws]
+    assert abs(np.mean(unbiased)) < 0.2 * np.mean(biased)  # the V-statistic sits at a positive floor
+    assert float(losses.mmd_unbiased(draws[0][0], draws[0][1] + 1.0, 1.0)) > 5 * np.std(unbiased)
+
+
 def test_mdmm_lambda_moves_with_constraint():
     eps = 0.01
     assert losses.mdmm_lambda_step(0.5, 0.02, eps, lr=1.0) > 0.5  # violated: up
@@ -140,7 +150,7 @@ def test_nan_stops_training_with_last_good_epoch():
     flow = build_flow(cfg)
     seen = []
 
-    def poison(epoch, history):
+    def poison(epoch, history, is_best):
         seen.append(epoch)
         if epoch == 1:  # corrupt a weight after the first good epoch
             v = flow.trainable_variables[0]
@@ -149,3 +159,47 @@ def test_nan_stops_training_with_last_good_epoch():
     with pytest.raises(NonFinite) as err:
         Trainer(flow, "log", cfg, mc, data, mc[:100], data[:100]).run(on_epoch=poison)
     assert err.value.epoch == 2 and err.value.last_good == 1 and seen == [1]
+
+
+def test_plateau_rule_drops_the_rate_then_stops():
+    rule = PlateauRule(patience=2, min_improvement=0.1, lr=1e-2, lr_drop=0.1, lr_end=1e-3)
+    assert rule.update(1.0) == (True, "")
+    assert rule.update(0.95) == (True, "")  # a new best, but under 10 % better: patience runs on
+    assert rule.update(0.85) == (True, "")  # 15 % better than 1.0: patience restarts
+    assert rule.update(0.9) == (False, "")
+    assert rule.update(0.8) == (True, "drop") and rule.lr == pytest.approx(1e-3)  # 2 epochs not 10 % below 0.85
+    assert rule.update(0.7) == (True, "")  # 18 % below 0.85
+    assert rule.update(0.7) == (False, "") and rule.update(0.69) == (True, "stop")  # 1e-4 would be below lr_end
+
+
+def test_validation_score_is_three_for_the_mc_and_near_zero_for_data():
+    rng = np.random.default_rng(8)
+    mc = rng.standard_normal((4000, 6)).astype(np.float32)
+    data = (0.8 * rng.standard_normal((4000, 6)) + 0.5).astype(np.float32)
+    score = ValidationScore(mc[:2000], data[:2000], _tiny_cfg(val_events=2000, kde_grid=64), seed=0)
+    identity = score(lambda x_c, z: tf.constant(x_c))
+    assert identity == pytest.approx((3.0, 1.0, 1.0, 1.0))
+    other_data = score(lambda x_c, z: tf.constant(data[2000:2000 + len(x_c)]))  # a second data sample
+    assert other_data[1] < 0.1 and abs(other_data[2]) < 0.05 and other_data[0] < 1.0  # MC: 3, 1, 1, 1
+    # the correlation term sees a change of the correlations that leaves every marginal as it was
+    mixed = np.concatenate([data[2000:, :3], np.roll(data[2000:, 3:], 1, axis=0)], axis=1)  # pairs decoupled
+    coupled = (0.8 * rng.standard_normal((2000, 6)) + 0.5).astype(np.float32)
+    coupled[:, 1] = coupled[:, 0]  # a strong correlation the data do not have
+    assert score(lambda x_c, z: tf.constant(coupled))[3] > 3 * score(lambda x_c, z: tf.constant(mixed))[3]
+
+
+@pytest.mark.slow
+def test_training_stops_by_the_rule_and_keeps_the_best_epoch():
+    rng = np.random.default_rng(9)
+    mc = rng.standard_normal((1500, 6)).astype(np.float32)
+    data = (0.7 * rng.standard_normal((1500, 6)) + 1.0).astype(np.float32)
+    cfg = _tiny_cfg(epochs=10, patience=1, min_improvement=0.9, lr_start=0.01, lr_drop=0.1, lr_end=0.001)
+    tfenv.setup(cfg.seed, 1)
+    bests = []
+    trainer = Trainer(build_flow(cfg), "log", cfg, mc[:1200], data[:1200], mc[1200:], data[1200:])
+    h = trainer.run(on_epoch=lambda epoch, history, is_best: bests.append(is_best))
+    # no 90 % improvement in an epoch: the rate drops after epoch 2, and the run stops after epoch 3
+    assert h.stopped == "converged" and h.lr == pytest.approx([0.01, 0.01, 0.001])
+    assert float(trainer.optimizer.learning_rate) == pytest.approx(0.001)
+    assert h.best_epoch == int(np.argmin(h.score)) + 1 and bests[0] and sum(bests) == len(set(np.minimum.accumulate(
+        h.score)))

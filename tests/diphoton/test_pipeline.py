@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from phys_ml.stages.common.artifacts import read_json, write_json
@@ -88,10 +89,18 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     metrics = read_json(task / "metrics.json")
     assert set(metrics["corr_stderr_data"]) >= {"pT1,pT2", "m_gg,pT2"}
     assert all(0 < v < 0.2 for v in metrics["corr_diff_noise"].values())  # 300 events: ~0.06 per pair
-    assert len(read_json(task / "models" / "log" / "history.json")["epoch"]) == 3  # epochs x epochs_scale
+    log = read_json(task / "models" / "log" / "history.json")
+    assert len(log["epoch"]) == 3 and log["max_epochs"] == 3  # epochs x epochs_scale, under the patience
+    assert log["best_epoch"] == int(np.argmin(log["score"])) + 1  # the evaluated checkpoint: the lowest score
+    assert read_json(task / "models" / "log" / "ckpt" / "best.json")["epoch"] == log["best_epoch"]
+    assert metrics["convergence"]["log"]["stopped"] == "epoch cap"
+    rows = metrics["transport"]
+    assert set(rows["noise_free"]) == {"log", "mmd", "mdmm"} and "marginal" in rows["spearman"]
+    assert rows["kl_marginals"]["marginal"] < rows["kl_marginals"]["mc"]  # the quantile map fixes the marginals
     section = report.report_section(tmp_path)
     assert section is not None and "paper" in section.markdown and section.figures
     assert "bootstrap" in section.markdown and "log 3 epochs × 2 steps" in section.markdown
+    assert "Convergence rule" in section.markdown and "What moves the correlations" in section.markdown
     check_report_tables(tmp_path)
 
 
@@ -140,11 +149,11 @@ def test_divergence_fails_naming_the_run_and_keeps_last_checkpoint(tmp_path, mon
 
     monkeypatch.setattr(training.Trainer, "validation_loss", validation_loss)
     with pytest.raises(Diverged, match=rf"^diphoton train log diverged at epoch 2: {reason}.*"
-                                       r"last good checkpoint \(epoch 1\)") as info:
+                                       r"best checkpoint \(epoch 1\)") as info:
         pipeline.train(ctx, None)
     assert info.value.exit_code == 1
     ckpt = tmp_path / "diphoton" / "models" / "log" / "ckpt"
-    assert read_json(ckpt / "latest.json")["epoch"] == 1
+    assert read_json(ckpt / "best.json")["epoch"] == 1
     assert list(ckpt.glob("epoch-1.index"))
     monkeypatch.undo()
     store.load_flow(tmp_path / "diphoton", "log", pipeline.parse_config(

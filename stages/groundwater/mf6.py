@@ -44,10 +44,10 @@ def install_dir() -> Path:
     return Path.home() / ".local" / "share" / "phys-ml" / "bin"
 
 
-def _candidates(explicit: str | os.PathLike | None) -> list[tuple[str, Path]]:
+def _candidates(explicit: str | os.PathLike | None, source: str) -> list[tuple[str, Path]]:
     """(source, path) pairs in search order; explicit and environment choices are final when given."""
     if explicit:
-        return [("option", Path(explicit))]
+        return [(source, Path(explicit))]
     if os.environ.get(ENV_VAR):
         return [(f"${ENV_VAR}", Path(os.environ[ENV_VAR]))]
     found: list[tuple[str, Path]] = []
@@ -73,16 +73,19 @@ def mf6_version(exe: Path) -> str:
     raise UserError(f"mf6 at {exe} is not MODFLOW 6 (no version line in `--version` output, exit {out.returncode})")
 
 
-def find_mf6(explicit: str | os.PathLike | None = None) -> Path:
-    """Path of a working mf6 executable; UserError naming what to do when there is none."""
-    for source, path in _candidates(explicit):
+def find_mf6(explicit: str | os.PathLike | None = None, source: str = "groundwater.model.mf6") -> Path:
+    """Path of a working mf6 executable; UserError naming what to do when there is none. ``source`` names where
+    ``explicit`` came from (the params key, or the CLI's --mf6)."""
+    final = bool(explicit) or bool(os.environ.get(ENV_VAR))  # an explicit or environment choice is not searched past
+    for source, path in _candidates(explicit, source):
         if path.is_file():
             if not os.access(path, os.X_OK):
                 raise UserError(f"mf6 at {path} (from {source}) is not executable")
             mf6_version(path)
             return path.resolve()
-        if source in ("option", f"${ENV_VAR}"):
-            raise UserError(f"mf6 not found at {path} (given by {source})")
+        if final:
+            what = "is a folder, not the mf6 executable" if path.is_dir() else "not found"
+            raise UserError(f"mf6 {what} at {path} (given by {source})")
     raise UserError("MODFLOW 6 (mf6) not found: run `phys-ml groundwater install-mf6`, put mf6 on PATH "
                     f"or set {ENV_VAR}")
 

@@ -40,6 +40,7 @@ from .store import to_obs
 RUNNER_ENV = "PHYS_ML_GW_RUNNER"
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
 RUNNERS = ("local", "dask")
+CLI_ENV = "PHYS_ML_GW_CLI_OPTIONS"  # set by the CLI: which of --runner / --scheduler it passed on (for messages)
 
 
 class Runner(Protocol):
@@ -66,18 +67,21 @@ def runner_settings(model_cfg, environ: dict[str, str] | None = None) -> RunnerS
     env = os.environ if environ is None else environ
     env_runner = env.get(RUNNER_ENV, "").strip().lower()
     env_address = env.get(ADDRESS_ENV, "").strip() or None
+    cli = env.get(CLI_ENV, "").split(",")
+    runner_source = "--runner" if "--runner" in cli else "--scheduler" if "--scheduler" in cli else f"${RUNNER_ENV}"
+    address_source = "--scheduler" if "--scheduler" in cli else f"${ADDRESS_ENV}"
     if env_runner and env_runner not in RUNNERS:
         raise UserError(f"${RUNNER_ENV} must be one of {', '.join(RUNNERS)}, got {env.get(RUNNER_ENV)!r}")
     if env_runner:
-        runner, source = env_runner, f"${RUNNER_ENV}"
+        runner, source = env_runner, runner_source
     elif env_address:
-        runner, source = "dask", f"${ADDRESS_ENV}"
+        runner, source = "dask", address_source
     else:
         runner, source = model_cfg.runner, "groundwater.model.runner"
     if runner == "local":
         return RunnerSettings("local", None, source)
     if env_address:
-        return RunnerSettings("dask", env_address, f"${ADDRESS_ENV}")
+        return RunnerSettings("dask", env_address, address_source)
     address = (model_cfg.scheduler_address or "").strip() or None
     return RunnerSettings("dask", address, "groundwater.model.scheduler_address" if address else source)
 

@@ -139,11 +139,12 @@ def save_model(path: Path, model: torch.nn.Module, kwargs: dict[str, Any]) -> No
 
 def load_model(cls, path: Path) -> torch.nn.Module:
     saved = artifacts.load_torch(path)
-    kwargs = dict(saved["kwargs"])
-    if "horizons" in kwargs:
-        kwargs["horizons"] = tuple(kwargs["horizons"])
-    model = cls(**kwargs)
-    model.load_state_dict(saved["state_dict"])
+    with artifacts.reading(path, f"a {cls.__name__} model of this phys-ml version"):
+        kwargs = dict(saved["kwargs"])
+        if "horizons" in kwargs:
+            kwargs["horizons"] = tuple(kwargs["horizons"])
+        model = cls(**kwargs)
+        model.load_state_dict(saved["state_dict"])
     return model.eval()
 
 

@@ -201,7 +201,7 @@ def check_labels(values: Iterable, allowed: Iterable[str], path: str | Path, col
     allowed, values = tuple(allowed), list(values)
     bad = next((v for v in values if v not in allowed), None)
     if bad is not None or any(v is None for v in values):
-        raise UserError(f"{path}: column {column} holds {bad!r}, expected one of {', '.join(allowed)}")
+        raise UserError(f"{path}: column {column} holds {bad!r}, expected one of {', '.join(map(str, allowed))}")
 
 
 def check_finite(values: np.ndarray, path: str | Path, column: str) -> None:

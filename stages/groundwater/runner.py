@@ -95,13 +95,15 @@ def open_runner(model_cfg, exe: Path, scenario: freyberg.Scenario = freyberg.Sce
     """
     settings = runner_settings(model_cfg, environ)
     retries = getattr(model_cfg, "retries", 0)
+    streak = getattr(model_cfg, "max_consecutive_failures", None)
     if settings.runner == "local":
-        return ModelPool(exe, model_cfg.n_workers, scenario=scenario, timeout=model_cfg.timeout_s, retries=retries)
+        return ModelPool(exe, model_cfg.n_workers, scenario=scenario, timeout=model_cfg.timeout_s, retries=retries,
+                         max_consecutive_failures=streak)
     from .dask_runner import DaskRunner
 
     return DaskRunner(exe if settings.scheduler_address is None else model_cfg.mf6, model_cfg.n_workers,
                       scenario=scenario, timeout=model_cfg.timeout_s, retries=retries,
-                      address=settings.scheduler_address, source=settings.source)
+                      address=settings.scheduler_address, source=settings.source, max_consecutive_failures=streak)
 
 
 def checked_forward(runner: Runner, what: str):

@@ -115,7 +115,7 @@ def probe_scheduler(address: str, source: str, timeout: float) -> None:
     scheme, _, rest = address.rpartition("://")
     if scheme not in ("", "tcp"):  # tls://, ucx://: dask's own connect, with its timeout
         return
-    where = f"the dask scheduler address {address!r} (from {source})"
+    where = f"the dask scheduler at {address!r} (from {source})"
     try:
         parts = urlsplit(f"//{rest}")
         host, port = parts.hostname, parts.port
@@ -145,7 +145,7 @@ def probe_scheduler(address: str, source: str, timeout: float) -> None:
                 what = f"it answered {greeting[:40]!r}" if greeting else "it closed the connection at once"
     except OSError as exc:
         raise UserError(f"cannot connect to {where} within {timeout:.0f} s: {_one_line(exc)}") from None
-    raise UserError(f"{where} is not a dask scheduler: {what}")
+    raise UserError(f"{address!r} (from {source}) does not answer as a dask scheduler: {what}")
 
 
 @contextlib.contextmanager

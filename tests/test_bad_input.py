@@ -232,3 +232,22 @@ def test_report_html_escapes_params_text_and_inlines_only_pipeline_figures(smoke
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "javascript:" not in html.split("<body>")[1].replace("(javascript:alert(1))", "")
     assert "<img" not in html
+
+
+# ---------------------------------------------------------------- particles inputs (the same class elsewhere)
+@pytest.mark.parametrize("kind, words", [("width", "is not a particles task2 data set"),
+                                         ("split", "column split holds 'validation'")])
+def test_particles_data_with_wrong_list_sizes_or_labels_exit_2(smoke, tmp_path, kind, words):
+    from phys_ml.stages.common import artifacts
+
+    n, rng = 4, np.random.default_rng(0)
+    wide = 9 if kind == "width" else 10  # 5 particles x (x, y) = 10
+    lists = {c: pa.FixedSizeListArray.from_arrays(pa.array(rng.normal(size=n * w)), w)
+             for c, w in (("pos0", wide), ("vel0", 10), ("charges", 5), ("pos_h1", 10))}
+    split = ["validation" if kind == "split" else "train"] * n
+    path = tmp_path / "data" / "particles" / "task2.parquet"
+    artifacts.write_parquet(pa.table({"split": split, **lists}), path, task="particles", stage="generate", seed=0,
+                            params=smoke[0]["particles"]["generate"]["task2"], extra={"horizons": [0.5]})
+    line = one_line(run_cli("train", "particles", "task2", "-p", smoke[1], "--data-dir", tmp_path / "data",
+                            cwd=tmp_path))
+    assert str(path) in line and words in line, line

@@ -137,7 +137,8 @@ def test_ctrl_c_under_dask_prints_one_line(smoke_params, tmp_path, mf6_exe):
     data = tmp_path / "data"
     proc = subprocess.Popen([PHYS_ML, "generate", "groundwater", "-p", str(path), "--data-dir", str(data),
                              "--runner", "dask"], env=ENV, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
     chunks = data / "groundwater" / "chunks"
     deadline = time.monotonic() + 240
     while not list(chunks.glob("chunk-*.parquet")) and proc.poll() is None and time.monotonic() < deadline:

@@ -12,6 +12,8 @@ app = typer.Typer(help="Groundwater task helpers: install or locate MODFLOW 6, r
                   no_args_is_help=True)
 
 
+MAX_SAMPLES = 1_000_000  # one batched pass of the flow: 1e6 draws of 706 values are ~3 GB of float32
+
 RunnerOpt = Annotated[Optional[str], typer.Option(
     "--runner", help="Where MODFLOW runs: local or dask (sets $PHYS_ML_GW_RUNNER; over groundwater.model.runner).")]
 SchedulerOpt = Annotated[Optional[str], typer.Option(
@@ -24,12 +26,15 @@ def apply_runner_options(runner: str | None, scheduler: str | None) -> None:
     import os
 
     from phys_ml.stages.common.errors import UserError
-    from phys_ml.stages.groundwater.runner import ADDRESS_ENV, RUNNER_ENV, RUNNERS
+    from phys_ml.stages.groundwater.runner import ADDRESS_ENV, CLI_ENV, RUNNER_ENV, RUNNERS
 
     if runner is not None and runner not in RUNNERS:
         raise UserError(f"--runner must be one of {', '.join(RUNNERS)}, got {runner!r}")
     if scheduler is not None and runner == "local":
         raise UserError("--scheduler needs the dask runner, not --runner local")
+    given = [name for name, value in (("--runner", runner), ("--scheduler", scheduler)) if value is not None]
+    if given:  # messages then name the option, not the variable it was passed on in
+        os.environ[CLI_ENV] = ",".join(given)
     if scheduler is not None:
         os.environ[ADDRESS_ENV] = scheduler
         runner = "dask"
@@ -57,7 +62,7 @@ def which_mf6(
     """Print the mf6 that the groundwater stages will use, and its version."""
     from phys_ml.stages.groundwater.mf6 import find_mf6, mf6_version
 
-    exe = find_mf6(mf6)
+    exe = find_mf6(mf6, source="--mf6")
     print(f"mf6 {mf6_version(exe)} at {exe}")
 
 
@@ -70,11 +75,13 @@ def ies(
 ) -> None:
     """Run the iterative ensemble smoother (PEST-IES baseline) on both reference fields."""
     apply_runner_options(runner, scheduler)
+    from phys_ml.stages.common.artifacts import check_output_dir
     from phys_ml.stages.common.context import StageContext
-    from phys_ml.stages.common.params import load_params
     from phys_ml.stages.groundwater.pipeline import train
+    from phys_ml.stages.registry import load_stage_params
 
-    ctx = StageContext(task="groundwater", params=load_params(params), data_dir=data_dir,
+    check_output_dir(data_dir, "--data-dir")
+    ctx = StageContext(task="groundwater", params=load_stage_params(params), data_dir=data_dir,
                        console=Console(stderr=True))
     train(ctx, "ies")
 
@@ -85,10 +92,11 @@ def infer(
                                              "(period + one column per well h01..h13); NaN or absent = missing.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Posterior samples (.parquet); the per-cell mean, sd "
                                                           "and 95 % interval go to <out>-summary.parquet.")],
-    samples: Annotated[int, typer.Option("--samples", "-n", help="Posterior samples to draw.")] = 2000,
+    samples: Annotated[int, typer.Option("--samples", "-n", min=1, max=MAX_SAMPLES,
+                                         help="Posterior samples to draw (drawn in one pass).")] = 2000,
     model: Annotated[Path, typer.Option("--model", help="Trained flow (phys-ml train groundwater flow).")] = Path(
         "data/groundwater/models/flow.pt"),
-    seed: Annotated[int, typer.Option(help="Seed of the latent draws.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**63 - 1, help="Seed of the latent draws.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     refine: Annotated[bool, typer.Option("--refine", help="Refine the flow's posterior with MODFLOW runs "
                                                         "(groundwater.glm.refine of --params; needs mf6).")] = False,

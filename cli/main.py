@@ -17,6 +17,9 @@ from phys_ml.cli import diphoton as diphoton_cli
 from phys_ml.cli import groundwater as groundwater_cli
 from phys_ml.stages.common.errors import Interrupted, PhysMLError, UserError
 
+# typer 0.29 raises the exceptions of its own copy of click, not those of the `click` package
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
 app = typer.Typer(
     name="phys-ml",
     help="Pipelines reproducing physics-informed machine-learning studies. Stages read params.yaml and write "
@@ -53,22 +56,15 @@ def main(
     STATE["debug"] = debug
 
 
-def check_data_dir(data_dir: Path) -> None:
-    """--data-dir must be a folder or not exist yet (then it is made); a file there is bad input."""
-    for path in (data_dir, *data_dir.parents):
-        if path.exists() and not path.is_dir():
-            raise UserError(f"--data-dir {data_dir}: {path} is a file, not a folder")
-
-
 def _run_stage(stage: str, task: str, subtask: str | None, params_path: Path, data_dir: Path) -> None:
+    from phys_ml.stages.common.artifacts import check_output_dir
     from phys_ml.stages.common.context import StageContext
-    from phys_ml.stages.common.params import load_params
-    from phys_ml.stages.registry import get_task, stage_function
+    from phys_ml.stages.registry import get_task, load_stage_params, stage_function
 
     info = get_task(task)
     fn = stage_function(info, stage, subtask)
-    check_data_dir(data_dir)
-    ctx = StageContext(task=task, params=load_params(params_path), data_dir=data_dir, console=err)
+    check_output_dir(data_dir, "--data-dir")
+    ctx = StageContext(task=task, params=load_stage_params(params_path), data_dir=data_dir, console=err)
     fn(ctx, subtask)
 
 
@@ -107,15 +103,18 @@ def report(params: ParamsOpt = Path("params.yaml"), data_dir: DataOpt = Path("da
                help="Folder for report.md and report.html (default: reports/ for data/, else DATA_DIR/report).")]
            = None) -> None:
     """Write the Markdown and HTML report: the paper's tables beside ours, with the figures."""
-    from phys_ml.stages.common.config import section
-    from phys_ml.stages.common.params import load_params
+    from phys_ml.stages.common.artifacts import check_output_dir
+    from phys_ml.stages.common.config import parse_config
+    from phys_ml.stages.common.report import ReportConfig
+    from phys_ml.stages.registry import load_stage_params
     from phys_ml.stages.report_stage import build_report
 
-    check_data_dir(data_dir)
+    check_output_dir(data_dir, "--data-dir")
     if out is None:  # the committed reports/ describe data/ only; another data folder gets its own report
         out = Path("reports") if data_dir == Path("data") else data_dir / "report"
-    title = section(load_params(params), "report").get("title", "phys-ml report")
-    md, html, shown, missing = build_report(data_dir, out, str(title))
+    check_output_dir(out, "--out")
+    title = parse_config(ReportConfig, load_stage_params(params), "report").title
+    md, html, shown, missing = build_report(data_dir, out, title)
     err.print(f"report: {md} and {html}; tasks shown: {', '.join(shown) or 'none'}; "
               f"not run: {', '.join(missing) or 'none'}")
 
@@ -184,8 +183,9 @@ def profile_apply(name: Annotated[str, typer.Argument(help="Profile name: smoke 
                   root: Annotated[Path, typer.Option(help="Project root.")] = Path(".")) -> None:
     """Overlay profiles/NAME.yaml onto params.yaml (`git checkout params.yaml` restores the defaults)."""
     from phys_ml.stages.common.params import apply_profile
+    from phys_ml.stages.registry import validate_params
 
-    path = apply_profile(root, name)
+    path = apply_profile(root, name, validate=validate_params)
     err.print(f"applied profile '{name}' to {path}")
 
 
@@ -203,6 +203,15 @@ app.add_typer(diphoton_cli.app, name="diphoton", rich_help_panel="Task helpers")
 app.add_typer(groundwater_cli.app, name="groundwater", rich_help_panel="Task helpers")
 
 
+def _usage_line(exc: UsageError) -> str:
+    """Click's usage error as one line: the command, what is wrong and where help is."""
+    ctx = exc.ctx
+    command = ctx.command_path if ctx is not None else "phys-ml"
+    if isinstance(exc, NoArgsIsHelpError):  # the help is already on stdout
+        return f"error: {command}: missing command (see the list above)"
+    return f"error: {command}: {exc.format_message()} (see '{command} --help')"
+
+
 def run() -> None:
     """Console entry point: errors become one line on stderr and an exit code (2 bad input, 1 failed run)."""
     debug = "--debug" in sys.argv[1:]
@@ -215,8 +224,14 @@ def run() -> None:
     except PhysMLError as exc:
         if debug:
             raise
-        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        err.print(f"error: {_one_line(str(exc))}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except UsageError as exc:  # typer's own click (typer._click): a bad command line is bad input
+        err.print(_usage_line(exc), highlight=False, markup=False, soft_wrap=True)
+        sys.exit(UserError.exit_code)
+    except ClickException as exc:  # other click errors (a file option that cannot be opened): bad input too
+        err.print(f"error: {_one_line(exc.format_message())}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(UserError.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -224,20 +239,21 @@ def run() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         code = 130
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
         if debug:
             raise
-        err.print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                  highlight=False, markup=False, soft_wrap=True)
+        err.print(f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))} (run with --debug for the "
+                  "traceback)", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
     if code == 130:
         err.print(INTERRUPTED, highlight=False, markup=False, soft_wrap=True)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(text: str) -> str:
+    """The first line of a message (messages are one line by contract; a library's may not be)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""
 
 
 INTERRUPTED = "interrupted; nothing half-written was kept: rerun the command (long stages resume where they stopped)"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import html
 import os
+import re
 from pathlib import Path
 
 from .common.artifacts import atomic_path
@@ -34,8 +36,16 @@ def collect_sections(data_dir: Path) -> tuple[list[tuple[str, ReportSection]], l
     return done, missing
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]!])")  # what starts emphasis, code, links and images
+
+
+def md_text(text: str) -> str:
+    """``text`` (from params or data) as literal Markdown: its Markdown characters backslash-escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
 def render_markdown(title: str, sections, missing, out_dir: Path) -> str:
-    parts = [f"# {title}\n"]
+    parts = [f"# {md_text(title)}\n"]
     parts.append("Each table sets the paper's published numbers beside ours; our numbers come from the artifacts "
                  "under `data/` produced by `dvc repro` with the params in `params.yaml`.\n")
     if missing:
@@ -49,26 +59,53 @@ def render_markdown(title: str, sections, missing, out_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def render_html(title: str, markdown_text: str, out_dir: Path) -> str:
+def _markdown_without_html():
+    """A Markdown converter that treats raw HTML as text (escaped), so nothing in a report's text (params,
+    data) can become a tag of report.html."""
     import markdown
+    from markdown.extensions import Extension
 
-    body = markdown.markdown(markdown_text, extensions=["tables", "fenced_code"])
-    # Embed the figures so the HTML file stands alone.
-    for src in sorted(set(_img_sources(body))):
+    class NoRawHTML(Extension):
+        def extendMarkdown(self, md) -> None:  # noqa: N802 - the Markdown API's name
+            md.preprocessors.deregister("html_block")
+            md.inlinePatterns.deregister("html")
+
+    return markdown.Markdown(extensions=["tables", "fenced_code", NoRawHTML()])
+
+
+_IMG = re.compile(r'<img alt="([^"]*)" src="([^"]*)"\s*/?>')
+_HREF = re.compile(r'href="([^"]*)"')
+
+
+def render_html(title: str, markdown_text: str, out_dir: Path, figures: set[Path] | frozenset = frozenset()) -> str:
+    """The report as one HTML file. Raw HTML in the text is escaped; an image is inlined (base64) only when
+    it is one of ``figures`` (the PNGs the tasks' report sections list under the data folder); any other image
+    is shown as its alt text, and links keep only web or relative addresses."""
+    body = _markdown_without_html().convert(markdown_text)
+    allowed = {Path(f).resolve() for f in figures}
+
+    def image(match: re.Match) -> str:
+        alt, src = match.group(1), html.unescape(match.group(2))
         path = (out_dir / src).resolve()
-        if path.is_file():
+        if path in allowed and path.suffix.lower() == ".png" and path.is_file():
             data = base64.b64encode(path.read_bytes()).decode()
-            body = body.replace(f'src="{src}"', f'src="data:image/png;base64,{data}"')
-    return HTML_TEMPLATE.format(title=title, body=body)
+            return f'<img alt="{alt}" src="data:image/png;base64,{data}" />'
+        return f"[{alt}]"
+
+    def link(match: re.Match) -> str:
+        target = html.unescape(match.group(1)).strip()
+        scheme = target.split(":", 1)[0].lower() if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", target) else ""
+        return match.group(0) if scheme in ("", "http", "https", "mailto") else 'href="#"'
+
+    body = _HREF.sub(link, _IMG.sub(image, body))
+    return HTML_TEMPLATE.format(title=html.escape(title), body=body)
 
 
-def _img_sources(html: str) -> list[str]:
-    out, start = [], 0
-    while (i := html.find('src="', start)) != -1:
-        j = html.find('"', i + 5)
-        out.append(html[i + 5 : j])
-        start = j
-    return out
+def report_figures(sections, data_dir: Path) -> set[Path]:
+    """The figures the sections list that lie under ``data_dir`` (the only files report.html inlines)."""
+    root = Path(data_dir).resolve()
+    return {Path(f).resolve() for _, section in sections for f in section.figures
+            if Path(f).resolve().is_relative_to(root)}
 
 
 def build_report(data_dir: Path, out_dir: Path, title: str) -> tuple[Path, Path, list[str], list[str]]:
@@ -80,5 +117,5 @@ def build_report(data_dir: Path, out_dir: Path, title: str) -> tuple[Path, Path,
     with atomic_path(md_path) as tmp:
         tmp.write_text(md)
     with atomic_path(html_path) as tmp:
-        tmp.write_text(render_html(title, md, out_dir))
+        tmp.write_text(render_html(title, md, out_dir, report_figures(sections, data_dir)))
     return md_path, html_path, [n for n, _ in sections], missing

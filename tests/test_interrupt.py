@@ -40,11 +40,18 @@ def _smoke_params(tmp_path: Path) -> Path:
     return path
 
 
+def _sigint_default() -> None:
+    """Ctrl-C as in a terminal, even when the tests run as a background job (whose shell ignores SIGINT, and
+    a process started with SIGINT ignored keeps ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_stops_generation_and_the_rerun_resumes(tmp_path, mf6_or_skip):
     params, data = _smoke_params(tmp_path), tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k not in ("PHYS_ML_GW_RUNNER", "DASK_SCHEDULER_ADDRESS")}
     cmd = [PHYS_ML, "generate", "groundwater", "-p", str(params), "--data-dir", str(data)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            preexec_fn=_sigint_default)
     chunks = data / "groundwater" / "chunks"
     deadline = time.monotonic() + 240
     while not list(chunks.glob("chunk-*.parquet")) and proc.poll() is None and time.monotonic() < deadline:

@@ -12,9 +12,10 @@ C = TypeVar("C", bound=BaseModel)
 
 
 class Config(BaseModel):
-    """Base of every params section: unknown keys rejected, strict types (ints accepted for floats), frozen."""
+    """Base of every params section: unknown keys rejected, strict types (ints accepted for floats), frozen,
+    and every float finite (``.inf`` / ``.nan`` are bad params everywhere)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def section(params: dict[str, Any], key: str) -> dict[str, Any]:
@@ -52,6 +53,8 @@ def _describe(error: dict[str, Any], key: str) -> str:
         return f"{loc}{text}" if text.startswith(".") else f"{loc}: {text}"
     if kind == "literal_error":
         return f"{loc} must be one of {ctx.get('expected')}, got {value!r}"
+    if kind == "finite_number":
+        return f"{loc} must be a finite number, got {value!r}"
     return f"{loc}: {error['msg'].lower()}, got {value!r}"
 
 

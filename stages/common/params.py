@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} not found")
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text (UTF-8) YAML file") from None
+    except OSError as exc:
+        raise UserError(f"{path} cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -68,10 +73,12 @@ def available_profiles(root: Path) -> list[str]:
     return sorted(p.stem for p in (root / PROFILES_DIR).glob("*.yaml"))
 
 
-def apply_profile(root: Path, name: str) -> Path:
+def apply_profile(root: Path, name: str, validate: Callable[[dict], None] | None = None) -> Path:
     """Overlay profiles/<name>.yaml onto params.yaml (in place, atomically) and return the params path.
 
     A round-trip YAML parser keeps the comments of params.yaml; the profile's values replace the defaults.
+    ``validate`` (the CLI passes `registry.validate_params`) checks the merged params before anything is
+    written, so a profile never leaves a params file that the stages would reject.
     """
     from .artifacts import atomic_path
 
@@ -81,8 +88,11 @@ def apply_profile(root: Path, name: str) -> Path:
         raise UserError(f"unknown profile '{name}' (known: {known})")
     params_path = root / PARAMS_FILE
     load_params(params_path)  # the same checks (and errors) as a stage's
+    profile = load_yaml(profile_path)
+    if validate is not None:
+        validate(Params(deep_merge(load_params(params_path), profile), source=f"{params_path} + {profile_path}"))
     document = _round_trip().load(params_path.read_text()) or {}
-    _merge_into(document, load_yaml(profile_path))
+    _merge_into(document, profile)
     header = (f"{HEADER_MARK} '{name}' profile applied (profiles/{name}.yaml over the defaults).\n"
               "# `git checkout params.yaml` returns to the committed defaults.\n")
     buffer = io.StringIO()

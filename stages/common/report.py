@@ -8,6 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .artifacts import read_json
+from .config import Config
+
+
+class ReportConfig(Config):
+    """params.yaml's ``report`` section."""
+
+    title: str
 
 
 @dataclass

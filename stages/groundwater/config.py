@@ -28,10 +28,13 @@ class ModelConfig(Config):
     runner: Literal["local", "dask"] = Field(description="overridden by $PHYS_ML_GW_RUNNER, $DASK_SCHEDULER_ADDRESS")
     scheduler_address: str | None = Field(description="dask only; null: a LocalCluster on this machine")
     retries: int = Field(ge=0, le=10, description="a failed run is retried this many times")
+    max_consecutive_failures: int = Field(ge=1, description="this many runs in a row failing outside the model "
+                                          "(crash, timeout, no executable) stop the stage with exit 1")
 
     def artifact_params(self) -> dict:
-        """The settings recorded in artifacts: not where the runs executed (that never changes the bytes)."""
-        return self.model_dump(exclude={"runner", "scheduler_address"})
+        """The settings recorded in artifacts: not where the runs executed nor when a broken mf6 stops the stage
+        (neither changes the bytes)."""
+        return self.model_dump(exclude={"runner", "scheduler_address", "max_consecutive_failures"})
 
 
 class PriorConfig(Config):

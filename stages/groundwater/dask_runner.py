@@ -16,8 +16,10 @@ keyed by run index and gathered in input order, so the output is the same as the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import signal
 import shutil
 import threading
 import uuid
@@ -26,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from distributed import Client, LocalCluster, WorkerPlugin, get_worker
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
 
 from phys_ml.stages.common.errors import UserError
 
 from . import freyberg
-from .mf6 import find_mf6
+from .mf6 import FailureStreak, find_mf6
 from .simulate import ModelPool, model_folder
 
 CONNECT_TIMEOUT_S = 5.0      # a bad scheduler address fails within this
@@ -100,28 +102,91 @@ def _one_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
+DASK_HANDSHAKE = b"compression"  # a dask scheduler greets every new connection with a msgpack map holding this key
+
+
+def probe_scheduler(address: str, source: str, timeout: float) -> None:
+    """Check, within ``timeout`` seconds, that a TCP address answers as a dask scheduler; else a UserError that
+    says what answered (nothing, an HTTP server, other bytes). dask's own connect can wait without limit on a
+    server that accepts the connection and then says nothing."""
+    import socket
+    from urllib.parse import urlsplit
+
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp"):  # tls://, ucx://: dask's own connect, with its timeout
+        return
+    where = f"the dask scheduler at {address!r} (from {source})"
+    try:
+        parts = urlsplit(f"//{rest}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise UserError(f"{where}: expected an address like tcp://host:8786")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            try:
+                greeting = sock.recv(256)
+            except (TimeoutError, socket.timeout):
+                greeting = None
+            if greeting and DASK_HANDSHAKE in greeting:
+                return
+            if greeting is None:  # silent: ask as a web client would, to say what it is
+                try:
+                    sock.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+                    reply = sock.recv(256)
+                except OSError:
+                    reply = b""
+                first = reply.split(b"\r\n", 1)[0].decode("ascii", "replace")
+                what = (f"an HTTP server answered ({first})" if first.startswith("HTTP/")
+                        else f"it accepted the connection but sent nothing within {timeout:.0f} s")
+            else:
+                what = f"it answered {greeting[:40]!r}" if greeting else "it closed the connection at once"
+    except OSError as exc:
+        raise UserError(f"cannot connect to {where} within {timeout:.0f} s: {_one_line(exc)}") from None
+    raise UserError(f"{address!r} (from {source}) does not answer as a dask scheduler: {what}")
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint():
+    """While a LocalCluster starts its worker processes: they inherit an ignored SIGINT, so a terminal's Ctrl-C
+    reaches only phys-ml, which stops the cluster itself (instead of every worker printing its traceback)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class DaskRunner:
     """Runs on a dask.distributed cluster; a context manager like `simulate.ModelPool`."""
 
     def __init__(self, mf6: str | Path | None, n_workers: int, scenario: freyberg.Scenario = freyberg.Scenario(),
                  timeout: float = 120.0, retries: int = 0, address: str | None = None,
                  source: str = "groundwater.model.runner", connect_timeout: float = CONNECT_TIMEOUT_S,
-                 wait_for_workers: float = WAIT_FOR_WORKERS_S):
+                 wait_for_workers: float = WAIT_FOR_WORKERS_S, max_consecutive_failures: int | None = None):
         if n_workers < 1:
             raise ValueError(f"n_workers must be >= 1, got {n_workers}")
         self.name = "dask"
         self.scenario, self.retries, self.address = scenario, retries, address
+        self.streak = FailureStreak(max_consecutive_failures, mf6)
         self.cluster = None
         self.client = None
         self._calls = itertools.count()
         self._token = uuid.uuid4().hex[:12]
         try:
             if address is None:
-                self.cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                            host="127.0.0.1", dashboard_address=None,
-                                            silence_logs=logging.ERROR)
+                with _workers_ignore_sigint():
+                    self.cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                                host="127.0.0.1", dashboard_address=None,
+                                                silence_logs=logging.ERROR)
                 self.client = Client(self.cluster, timeout=max(connect_timeout, 30.0))
             else:
+                probe_scheduler(address, source, connect_timeout)
                 try:
                     self.client = Client(address, timeout=connect_timeout)
                 except Exception as exc:  # noqa: BLE001 - any failure to connect is a bad address to the user
@@ -180,9 +245,11 @@ class DaskRunner:
         futures = [self.client.submit(simulate_task, self.plugin_name, i, row, key=f"{self.plugin_name}-{call}-{i}",
                                       pure=False, retries=self.retries) for i, row in enumerate(lnk)]
         try:
-            for index, h, good, reason in self.client.gather(futures):
+            for future in as_completed(futures):
+                index, h, good, reason = future.result()
                 heads[index], ok[index], reasons[index] = h, good, reason
-        except BaseException:  # KeyboardInterrupt or a task error: nothing left running on the cluster
+                self.streak.record(reason)  # a broken mf6 on the workers stops the stage (RunFailed)
+        except BaseException:  # Ctrl-C, a task error, a broken mf6: nothing left running on the cluster
             try:
                 self.client.cancel(futures)
             except Exception:  # noqa: BLE001

@@ -25,8 +25,7 @@ from .store import TASK, load_model
 
 
 def read_observation_file(path: Path) -> pa.Table:
-    if not path.is_file():
-        raise UserError(f"{path} not found")
+    artifacts.require_file(path, hint="")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
@@ -54,6 +53,11 @@ def infer(obs: Path, n_samples: int, out: Path, model_path: Path, seed: int, dev
         raise UserError(f"--samples must be >= 1, got {n_samples}")
     if out.suffix.lower() != ".parquet":
         raise UserError(f"--out must name a .parquet file, got {out}")
+    for written in (out, summary_file(out)):
+        artifacts.check_output_file(written, "--out")
+        for given, what in ((obs, "the observations"), (model_path, "--model")):
+            if written.resolve() == Path(given).resolve():
+                raise UserError(f"--out {out} would overwrite {what} ({given}): choose another name")
     heads, mask = parse_observations(read_observation_file(obs), str(obs))
     setup = analysis.refine_setup(load_params(params_path), data_dir) if refine else None  # fail before any work
     model, meta = load_model(model_path, resolve_device(device))

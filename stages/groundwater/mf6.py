@@ -44,10 +44,10 @@ def install_dir() -> Path:
     return Path.home() / ".local" / "share" / "phys-ml" / "bin"
 
 
-def _candidates(explicit: str | os.PathLike | None) -> list[tuple[str, Path]]:
+def _candidates(explicit: str | os.PathLike | None, source: str) -> list[tuple[str, Path]]:
     """(source, path) pairs in search order; explicit and environment choices are final when given."""
     if explicit:
-        return [("option", Path(explicit))]
+        return [(source, Path(explicit))]
     if os.environ.get(ENV_VAR):
         return [(f"${ENV_VAR}", Path(os.environ[ENV_VAR]))]
     found: list[tuple[str, Path]] = []
@@ -73,15 +73,19 @@ def mf6_version(exe: Path) -> str:
     raise UserError(f"mf6 at {exe} is not MODFLOW 6 (no version line in `--version` output, exit {out.returncode})")
 
 
-def find_mf6(explicit: str | os.PathLike | None = None) -> Path:
-    """Path of a working mf6 executable; UserError naming what to do when there is none."""
-    for source, path in _candidates(explicit):
+def find_mf6(explicit: str | os.PathLike | None = None, source: str = "groundwater.model.mf6") -> Path:
+    """Path of a working mf6 executable; UserError naming what to do when there is none. ``source`` names where
+    ``explicit`` came from (the params key, or the CLI's --mf6)."""
+    final = bool(explicit) or bool(os.environ.get(ENV_VAR))  # an explicit or environment choice is not searched past
+    for source, path in _candidates(explicit, source):
         if path.is_file():
             if not os.access(path, os.X_OK):
                 raise UserError(f"mf6 at {path} (from {source}) is not executable")
             mf6_version(path)
             return path.resolve()
-        if source in ("option", f"${ENV_VAR}"):
+        if final and path.is_dir():
+            raise UserError(f"mf6 at {path} (given by {source}) is a folder, not the mf6 executable")
+        if final:
             raise UserError(f"mf6 not found at {path} (given by {source})")
     raise UserError("MODFLOW 6 (mf6) not found: run `phys-ml groundwater install-mf6`, put mf6 on PATH "
                     f"or set {ENV_VAR}")
@@ -176,11 +180,58 @@ class ProcessSet:
 # Failures whose cause lies outside the model (the executable, the machine): never kept as results, a rerun
 # runs them again. Every other failure (non-convergence, abnormal termination, unusable heads) is the model's.
 EXTERNAL_REASONS = ("could not start mf6", "timed out", "exit code", "stopped")
+STOPPED = "stopped"  # the pool was stopped (an interrupt, a failure elsewhere): says nothing about mf6
 
 
 def failed_outside_model(reason: str) -> bool:
     """Whether a run's failure ``reason`` (from `run_model`) is mf6 missing, crashed, killed or timed out."""
     return reason.startswith(EXTERNAL_REASONS)
+
+
+class FailureStreak:
+    """Counts runs in a row (in the order they finish) that failed outside the model; the ``limit``-th stops the
+    stage (`RunFailed`, exit 1, naming the cause), so a broken mf6 is not retried on every run of a long
+    generation. A success or a failure inside the model (non-convergence) ends the streak; a stopped run is
+    neither. ``limit`` None: never stops. Safe from several threads."""
+
+    def __init__(self, limit: int | None, exe: str | Path | None = None):
+        self.limit, self.exe = limit, exe
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def record(self, reason: str) -> None:
+        with self._lock:
+            if reason == STOPPED:
+                return
+            self.count = self.count + 1 if failed_outside_model(reason) else 0
+            if self.limit is not None and self.count >= self.limit:
+                exe = f" (mf6: {self.exe})" if self.exe else ""
+                raise RunFailed(f"{self.count} MODFLOW runs in a row failed outside the model, the last with "
+                                f"'{reason}'{exe}; {WHICH_MF6} and rerun (the stage stops after "
+                                f"groundwater.model.max_consecutive_failures = {self.limit})")
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent():
+    """A ``preexec_fn`` for mf6 on Linux: the kernel sends the child SIGKILL when the thread that started it
+    ends, so an mf6 never outlives a phys-ml (or a dask worker) that was killed, even by SIGKILL. None elsewhere
+    (there the runner's `ProcessSet.stop` on every exit path is the only guard)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return preexec
 
 
 def run_model(exe: Path, ws: Path, timeout: float = 120.0, procs: ProcessSet | None = None) -> tuple[bool, str]:
@@ -189,10 +240,11 @@ def run_model(exe: Path, ws: Path, timeout: float = 120.0, procs: ProcessSet | N
     ``procs`` registers the process while it runs (see `ProcessSet.stop`).
     """
     if procs is not None and procs.stopped:
-        return False, "stopped"
+        return False, STOPPED
     try:
         proc = subprocess.Popen([str(exe)], cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)  # a terminal's Ctrl-C reaches us, we stop mf6
+                                start_new_session=True,  # a terminal's Ctrl-C reaches us, we stop mf6
+                                preexec_fn=_die_with_parent())  # and mf6 dies with us, even after a SIGKILL
     except OSError as exc:
         return False, f"could not start mf6: {exc}"
     if procs is not None:
@@ -207,7 +259,7 @@ def run_model(exe: Path, ws: Path, timeout: float = 120.0, procs: ProcessSet | N
         if procs is not None:
             procs.discard(proc)
     if procs is not None and procs.stopped:
-        return False, "stopped"
+        return False, STOPPED
     if proc.returncode == 0 and "Normal termination" in stdout:
         return True, ""
     text = (stdout + stderr).lower()

@@ -34,6 +34,8 @@ def well_index(name: object, source: str) -> int:
 
 
 def _numeric(column: pa.ChunkedArray, what: str, source: str) -> np.ndarray:
+    if pa.types.is_boolean(column.type):
+        raise UserError(f"{source}: column '{what}' is not numeric (it holds true/false values)")
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         return column.to_numpy(zero_copy_only=False).astype(float)
     if pa.types.is_null(column.type):
@@ -41,7 +43,7 @@ def _numeric(column: pa.ChunkedArray, what: str, source: str) -> np.ndarray:
     try:
         values = pc.cast(pc.utf8_trim_whitespace(pc.cast(column, pa.string())), pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        bad = next((v for v in column.to_pylist() if v not in (None, "") and not _is_float(v)), None)
+        bad = next((v for v in column.to_pylist() if v not in (None, "") and not _is_float(v)), column.type)
         raise UserError(f"{source}: column '{what}' is not numeric (value {bad!r})") from None
     return values.to_numpy(zero_copy_only=False).astype(float)
 
@@ -67,6 +69,11 @@ def _periods(column: pa.ChunkedArray, source: str) -> np.ndarray:
 def parse_observations(table: pa.Table, source: str = "observations") -> tuple[np.ndarray, np.ndarray]:
     """(heads (13, 25) float with NaN where unobserved, mask (13, 25) bool) from a long or wide table."""
     names = [n.strip().lower() for n in table.column_names]
+    original: dict[str, str] = {}
+    for name, given in zip(names, table.column_names, strict=True):
+        if name in original:  # h01 and H01: the same column name but for case
+            raise UserError(f"{source}: columns '{original[name]}' and '{given}' are the same column")
+        original[name] = given
     table = table.rename_columns(names)
     heads = np.full((N_WELLS, N_STEPS), np.nan)
     seen = np.zeros((N_WELLS, N_STEPS), dtype=bool)
@@ -89,8 +96,12 @@ def parse_observations(table: pa.Table, source: str = "observations") -> tuple[n
         well_cols = [n for n in names if n != "period"]
         if not well_cols:
             raise UserError(f"{source}: no well columns beside 'period'")
+        named: dict[int, str] = {}
         for name in well_cols:
             w = well_index(name, source)
+            if w in named:  # h01 and 1 (or r03c16): one well twice, the second would overwrite the first
+                raise UserError(f"{source}: columns '{named[w]}' and '{original[name]}' both name well {WELL_NAMES[w]}")
+            named[w] = original[name]
             heads[w, steps] = _numeric(table.column(name), name, source)
     else:
         raise UserError(f"{source}: expected columns (well, period, head) or a 'period' column and one column "

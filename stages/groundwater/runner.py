@@ -40,6 +40,7 @@ from .store import to_obs
 RUNNER_ENV = "PHYS_ML_GW_RUNNER"
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
 RUNNERS = ("local", "dask")
+CLI_ENV = "PHYS_ML_GW_CLI_OPTIONS"  # set by the CLI: which of --runner / --scheduler it passed on (for messages)
 
 
 class Runner(Protocol):
@@ -66,18 +67,21 @@ def runner_settings(model_cfg, environ: dict[str, str] | None = None) -> RunnerS
     env = os.environ if environ is None else environ
     env_runner = env.get(RUNNER_ENV, "").strip().lower()
     env_address = env.get(ADDRESS_ENV, "").strip() or None
+    cli = env.get(CLI_ENV, "").split(",")
+    runner_source = "--runner" if "--runner" in cli else "--scheduler" if "--scheduler" in cli else f"${RUNNER_ENV}"
+    address_source = "--scheduler" if "--scheduler" in cli else f"${ADDRESS_ENV}"
     if env_runner and env_runner not in RUNNERS:
         raise UserError(f"${RUNNER_ENV} must be one of {', '.join(RUNNERS)}, got {env.get(RUNNER_ENV)!r}")
     if env_runner:
-        runner, source = env_runner, f"${RUNNER_ENV}"
+        runner, source = env_runner, runner_source
     elif env_address:
-        runner, source = "dask", f"${ADDRESS_ENV}"
+        runner, source = "dask", address_source
     else:
         runner, source = model_cfg.runner, "groundwater.model.runner"
     if runner == "local":
         return RunnerSettings("local", None, source)
     if env_address:
-        return RunnerSettings("dask", env_address, f"${ADDRESS_ENV}")
+        return RunnerSettings("dask", env_address, address_source)
     address = (model_cfg.scheduler_address or "").strip() or None
     return RunnerSettings("dask", address, "groundwater.model.scheduler_address" if address else source)
 
@@ -91,13 +95,15 @@ def open_runner(model_cfg, exe: Path, scenario: freyberg.Scenario = freyberg.Sce
     """
     settings = runner_settings(model_cfg, environ)
     retries = getattr(model_cfg, "retries", 0)
+    streak = getattr(model_cfg, "max_consecutive_failures", None)
     if settings.runner == "local":
-        return ModelPool(exe, model_cfg.n_workers, scenario=scenario, timeout=model_cfg.timeout_s, retries=retries)
+        return ModelPool(exe, model_cfg.n_workers, scenario=scenario, timeout=model_cfg.timeout_s, retries=retries,
+                         max_consecutive_failures=streak)
     from .dask_runner import DaskRunner
 
     return DaskRunner(exe if settings.scheduler_address is None else model_cfg.mf6, model_cfg.n_workers,
                       scenario=scenario, timeout=model_cfg.timeout_s, retries=retries,
-                      address=settings.scheduler_address, source=settings.source)
+                      address=settings.scheduler_address, source=settings.source, max_consecutive_failures=streak)
 
 
 def checked_forward(runner: Runner, what: str):

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import freyberg
-from .mf6 import ProcessSet, run_model
+from .mf6 import FailureStreak, ProcessSet, run_model
 
 TMP_PREFIX = "phys-ml-gw-"  # model folders: phys-ml-gw-<pid>-<random>, removed by their owner or, after a
                             # kill -9, by the next pool that finds the owner dead (`remove_stale_folders`)
@@ -100,7 +100,8 @@ class ModelPool:
     """A set of worker folders holding the Freyberg model; use as a context manager."""
 
     def __init__(self, exe: Path, n_workers: int, root: Path | None = None,
-                 scenario: freyberg.Scenario = freyberg.Scenario(), timeout: float = 120.0, retries: int = 0):
+                 scenario: freyberg.Scenario = freyberg.Scenario(), timeout: float = 120.0, retries: int = 0,
+                 max_consecutive_failures: int | None = None):
         if n_workers < 1:
             raise ValueError(f"n_workers must be >= 1, got {n_workers}")
         if retries < 0:
@@ -110,6 +111,7 @@ class ModelPool:
         self.name = "local"
         self._own_root = root is None
         self.procs = ProcessSet()
+        self.streak = FailureStreak(max_consecutive_failures, self.exe)
         self.root = model_folder() if root is None else Path(root)
         template = self.root / "w00"
         freyberg.write_model(template, np.full(freyberg.N_ACTIVE, np.log(5.0)), scenario)
@@ -142,9 +144,14 @@ class ModelPool:
         try:
             heads, ok, reason = run_in_folder(self.exe, ws, lnk, self.scenario.n_periods, self.timeout,
                                               self.retries, self.procs)
-            return RunOutcome(index, heads, ok, reason)
         finally:
             self._free.put(ws)
+        try:
+            self.streak.record(reason)
+        except Exception:  # a broken mf6: stop the other runs at once, the stage stops with this error
+            self.stop()
+            raise
+        return RunOutcome(index, heads, ok, reason)
 
     def run_iter(self, lnk: np.ndarray) -> Iterator[RunOutcome]:
         """Yield one outcome per row of ``lnk`` (n, 706), in row order.

@@ -60,8 +60,15 @@ def to_obs(heads: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.swapaxes(heads, 1, 2)).reshape(len(heads), -1)
 
 
+# The types of the columns whose shape the stages rely on: a file with other list lengths is bad input.
+COLUMN_TYPES = {"lnk": pa.list_(pa.float64(), freyberg.N_ACTIVE), "heads": pa.list_(pa.float64(), N_OBS_CELLS * N_TIMES),
+                "heads_clean": pa.list_(pa.float64(), N_OBS_CELLS * N_TIMES),
+                "heads_obs": pa.list_(pa.float64(), N_OBS_CELLS * N_TIMES), "split": pa.string()}
+SPLITS = ("train", "val", "test")
+
+
 def _table(path: Path, columns: tuple[str, ...]) -> tuple[pa.Table, dict]:
-    return artifacts.read_parquet(path, required=list(columns))
+    return artifacts.read_parquet(path, required={c: COLUMN_TYPES.get(c) for c in columns})
 
 
 # ---------------------------------------------------------------- the chunk store of `generate`
@@ -162,6 +169,7 @@ def read_references(task_dir: Path) -> dict[str, dict[str, np.ndarray]]:
 def read_split(task_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sim_id (n,), lnk (n, 706), clean heads (n, 13, 25)) of one split of simulations.parquet."""
     table, _ = _table(task_dir / "simulations.parquet", SIM_COLUMNS)
+    artifacts.check_labels(table.column("split").to_pylist(), SPLITS, task_dir / "simulations.parquet", "split")
     table = table.filter(pa.array(np.asarray(table.column("split").to_pylist()) == split))
     lnk = artifacts.fixed_size_to_numpy(table.column("lnk"))
     heads = artifacts.fixed_size_to_numpy(table.column("heads")).reshape(-1, *HEADS_SHAPE)
@@ -256,12 +264,14 @@ def load_model(path: Path, device="cpu"):
     blob = artifacts.load_torch(path)
     if not isinstance(blob, dict) or "state_dict" not in blob or "sizes" not in blob:
         raise UserError(f"{path} is not a phys-ml groundwater flow model")
-    dim = int(blob["dim"])
-    model = AmortizedPosterior(np.zeros(dim), np.eye(dim), np.zeros((blob["n_wells"], blob["n_steps"])),
-                               np.ones((blob["n_wells"], blob["n_steps"])),
-                               FlowSizes(**{"linear_modes": 0, **blob["sizes"]}))  # files from before it
-    model.load_state_dict(blob["state_dict"])
-    return model.to(device).eval(), json.loads(blob["meta"])
+    with artifacts.reading(path, "a groundwater flow model of this phys-ml version"):
+        dim = int(blob["dim"])
+        model = AmortizedPosterior(np.zeros(dim), np.eye(dim), np.zeros((blob["n_wells"], blob["n_steps"])),
+                                   np.ones((blob["n_wells"], blob["n_steps"])),
+                                   FlowSizes(**{"linear_modes": 0, **blob["sizes"]}))  # files from before it
+        model.load_state_dict(blob["state_dict"])
+        meta = json.loads(blob["meta"])
+    return model.to(device).eval(), meta
 
 
 def write_history(path: Path, history: list[dict], *, seed: int, params: dict, stop_reason: str) -> None:

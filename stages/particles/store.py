@@ -88,8 +88,10 @@ def task3_table(parts: list[dict[str, np.ndarray]], split: np.ndarray) -> pa.Tab
     })
 
 
-def _split_column(table: pa.Table) -> np.ndarray:
-    return np.asarray(table.column("split").to_pylist())
+def _split_column(table: pa.Table, path: Path) -> np.ndarray:
+    labels = table.column("split").to_pylist()
+    artifacts.check_labels(labels, SPLITS, path, "split")
+    return np.asarray(labels)
 
 
 def load_task2(path: Path) -> DataSet:
@@ -97,21 +99,27 @@ def load_task2(path: Path) -> DataSet:
     table, meta = artifacts.read_parquet(path, required=["split", "pos0", "vel0", "charges"])
     targets = [f"pos_h{h + 1}" for h in range(len(meta.get("horizons") or []))]
     artifacts.check_schema(table.schema, path, targets)
-    split = _split_column(table)
-    n_part = len(table.column("charges")[0])
-    arrays = {
-        "pos0": artifacts.fixed_size_to_numpy(table.column("pos0"), (n_part, 2)),
-        "vel0": artifacts.fixed_size_to_numpy(table.column("vel0"), (n_part, 2)),
-        "charges": artifacts.fixed_size_to_numpy(table.column("charges"), (n_part,)),
-        "targets": np.stack([artifacts.fixed_size_to_numpy(table.column(c), (n_part, 2)) for c in targets], 1),
-    }
+    split = _split_column(table, path)
+    with artifacts.reading(path, "a particles task2 data set (lists of one size per particle)"):
+        n_part = len(table.column("charges")[0])
+        arrays = {
+            "pos0": artifacts.fixed_size_to_numpy(table.column("pos0"), (n_part, 2)),
+            "vel0": artifacts.fixed_size_to_numpy(table.column("vel0"), (n_part, 2)),
+            "charges": artifacts.fixed_size_to_numpy(table.column("charges"), (n_part,)),
+            "targets": np.stack([artifacts.fixed_size_to_numpy(table.column(c), (n_part, 2)) for c in targets], 1),
+        }
     return DataSet({s: {k: v[split == s] for k, v in arrays.items()} for s in SPLITS}, meta)
 
 
 def load_task3(path: Path) -> DataSet:
     """Per split: given (n, T, 2) and continuation (n, C, 2), zero-padded, lengths, cont_lengths, charges."""
     table, meta = artifacts.read_parquet(path, required=TASK3_COLUMNS)
-    split = _split_column(table)
+    split = _split_column(table, path)
+    with artifacts.reading(path, "a particles trajectory data set (x, y pairs, as many as each length says)"):
+        return DataSet(_task3_splits(table, split), meta)
+
+
+def _task3_splits(table: pa.Table, split: np.ndarray) -> Splits:
     given = artifacts.list_column_to_numpy(table.column("given"), 2)
     cont = artifacts.list_column_to_numpy(table.column("continuation"), 2)
     lengths = table.column("length").to_numpy().astype(np.int64)
@@ -128,7 +136,7 @@ def load_task3(path: Path) -> DataSet:
             c[k, :cont_lengths[r]] = cont[r].reshape(-1, 2)
         out[s] = {"given": g, "cont": c, "lengths": lengths[rows], "cont_lengths": cont_lengths[rows],
                   "charges": q[rows]}
-    return DataSet(out, meta)
+    return out
 
 
 # ---------------------------------------------------------------- models
@@ -139,11 +147,12 @@ def save_model(path: Path, model: torch.nn.Module, kwargs: dict[str, Any]) -> No
 
 def load_model(cls, path: Path) -> torch.nn.Module:
     saved = artifacts.load_torch(path)
-    kwargs = dict(saved["kwargs"])
-    if "horizons" in kwargs:
-        kwargs["horizons"] = tuple(kwargs["horizons"])
-    model = cls(**kwargs)
-    model.load_state_dict(saved["state_dict"])
+    with artifacts.reading(path, f"a {cls.__name__} model of this phys-ml version"):
+        kwargs = dict(saved["kwargs"])
+        if "horizons" in kwargs:
+            kwargs["horizons"] = tuple(kwargs["horizons"])
+        model = cls(**kwargs)
+        model.load_state_dict(saved["state_dict"])
     return model.eval()
 
 

@@ -93,20 +93,27 @@ def evaluate(ctx: StageContext, subtask: str | None) -> None:
     curves, meta = store.read_curves(ctx.task_dir)
     data = store.read_spirals(ctx.task_dir)
     train_params = meta.get("params", {})
+    for label, c in curves.items():
+        missing = sorted(set(cfg.table_epochs) - {int(e) for e in c["epochs"]})
+        if missing:
+            raise UserError(f"thermo.evaluate.table_epochs: epoch(s) {missing} were not recorded by training "
+                            f"({label}: epochs {int(c['epochs'][0])} to {int(c['epochs'][-1])} every "
+                            f"{train_params.get('eval_every', '?')}; see thermo.train.epochs and eval_every)")
     metrics = summarize(curves, cfg.table_epochs)
     metrics["runs"] = int(train_params.get("runs", 0))
     metrics["epochs"] = int(train_params.get("epochs", 0))
     metrics["steps_per_epoch"] = math.ceil(len(data["x_train"]) / int(train_params.get("batch_size", 1)))
-    artifacts.write_json(ctx.task_dir / "metrics.json", metrics)
 
+    # Everything is read and drawn before anything is written: a failure leaves the previous outputs as they were.
     hidden = int(train_params.get("hidden", 100))
     models = {label: store.load_model(ctx.task_dir, label, hidden) for label in curves}
-    fig_dir = ctx.task_dir / "figures"
-    save_png(plots.curves_figure(curves), fig_dir / "curves.png")
-    save_png(plots.boundaries_figure(models, data, grid=cfg.grid, runs=cfg.boundary_runs),
-             fig_dir / "boundaries.png")
     references = plots.thermostat_references(train_params.get("optimizers", {}))
-    save_png(plots.thermostat_figure(curves, references), fig_dir / "thermostat.png")
+    figures = {"curves.png": plots.curves_figure(curves),
+               "boundaries.png": plots.boundaries_figure(models, data, grid=cfg.grid, runs=cfg.boundary_runs),
+               "thermostat.png": plots.thermostat_figure(curves, references)}
+    for name, fig in figures.items():
+        save_png(fig, ctx.task_dir / "figures" / name)
+    artifacts.write_json(ctx.task_dir / "metrics.json", metrics)
     last = metrics["epochs"]
     print_summary(ctx.console, f"thermo evaluate: test accuracy (%) at epoch {last}, mean +- sd",
                   {label: pm(metrics[label], f"test_acc_e{last}", 100) for label in curves})

@@ -18,6 +18,7 @@ import pyarrow as pa
 import torch
 
 from phys_ml.stages.common import artifacts
+from phys_ml.stages.common.errors import UserError
 
 from .model import EnsembleMLP
 from .train import Curves
@@ -47,10 +48,18 @@ def write_spirals(task_dir: Path, train: tuple[np.ndarray, np.ndarray], test: tu
 
 def read_spirals(task_dir: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """x_train (N, 2), y_train (N,), x_test, y_test as float32 tensors on ``device``."""
-    table, _ = artifacts.read_parquet(task_dir / "spirals.parquet", required=SPIRALS_SCHEMA)
-    x = np.stack([table["x1"].to_numpy(), table["x2"].to_numpy()], axis=1).astype(np.float32)
+    path = task_dir / "spirals.parquet"
+    table, _ = artifacts.read_parquet(path, required=SPIRALS_SCHEMA)
+    x = np.stack([table["x1"].to_numpy(zero_copy_only=False), table["x2"].to_numpy(zero_copy_only=False)],
+                 axis=1).astype(np.float32)
+    artifacts.check_finite(x, path, "x1 / x2")
+    artifacts.check_labels(table["label"].to_pylist(), (0, 1), path, "label")
+    artifacts.check_labels(table["split"].to_pylist(), ("train", "test"), path, "split")
     y = table["label"].to_numpy().astype(np.float32)
     train = np.asarray(table["split"].to_pylist()) == "train"
+    for name, rows in (("train", train), ("test", ~train)):
+        if not rows.any():
+            raise UserError(f"{path} has no {name} points")
     out = {"x_train": x[train], "y_train": y[train], "x_test": x[~train], "y_test": y[~train]}
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in out.items()}
 
@@ -96,7 +105,9 @@ def save_model(task_dir: Path, label: str, model: EnsembleMLP) -> Path:
 
 
 def load_model(task_dir: Path, label: str, hidden: int) -> EnsembleMLP:
-    state = artifacts.load_torch(model_path(task_dir, label))
-    model = EnsembleMLP(state["layer1.weight"].shape[0], hidden)
-    model.load_state_dict(state)
+    path = model_path(task_dir, label)
+    state = artifacts.load_torch(path)
+    with artifacts.reading(path, "a thermo model of this phys-ml version"):
+        model = EnsembleMLP(state["layer1.weight"].shape[0], hidden)
+        model.load_state_dict(state)
     return model

@@ -35,6 +35,7 @@ def test_chunks_of_a_broken_mf6_are_rerun_after_the_fix(smoke_params, tmp_path, 
     broken.chmod(0o755)
     params = copy.deepcopy(smoke_params)
     params["groundwater"]["model"]["mf6"] = str(broken)
+    params["groundwater"]["model"]["max_consecutive_failures"] = 1000  # run them all (fail-fast: test_mf6_processes)
     ctx = StageContext(task="groundwater", params=params, data_dir=tmp_path / "data")
     with pytest.raises(RunFailed, match=r"30 of 30 simulations failed outside the model .*which-mf6.* rerun"):
         pipeline.generate(ctx)

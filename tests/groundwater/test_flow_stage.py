@@ -287,7 +287,7 @@ def test_infer_refine_runs_modflow_and_records_what_it_did(smoke_data, tmp_path)
     params_file.write_text(yaml.safe_dump(dict(params)))
     out = tmp_path / "p.parquet"
     result = infer_mod.infer(src, 12, out, ctx.task_dir / store.MODEL_FILE, seed=1, refine=True,
-                             params_path=params_file)
+                             params_path=params_file, data_dir=ctx.data_dir)
     table, meta = artifacts.read_parquet(out)
     assert table.num_rows == 12 and isinstance(meta["refined"], bool)
     assert 0 < meta["refine_modflow_runs"] <= params["groundwater"]["glm"]["refine"]["max_runs"] + 2 * params[

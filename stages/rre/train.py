@@ -21,7 +21,7 @@ import torch
 
 from phys_ml.stages.common.divergence import DivergenceGuard
 from phys_ml.stages.common.errors import UserError
-from phys_ml.stages.common.optim import build_optimizer
+from phys_ml.stages.common.optim import build_optimizer, line_search_counts
 
 from .model import PsiNet, autograd_derivatives, residual
 from .soil import VanGenuchten, conductivity
@@ -65,6 +65,17 @@ class SoilParams(torch.nn.Module):
 
 
 @dataclass
+class Initial:
+    """Initial-condition points: coordinates (Ni, 4) at t = 0 and the known initial pressure head psi0 (cm)."""
+
+    points: torch.Tensor
+    psi0: float
+
+    def subset(self, idx: torch.Tensor) -> "Initial":
+        return Initial(self.points[idx], self.psi0)
+
+
+@dataclass
 class TrainData:
     sensors: torch.Tensor  # (Nm, 4) x, y, depth, t
     psi_obs: torch.Tensor  # (Nm,)
@@ -75,6 +86,7 @@ class TrainData:
     derivatives: str = "taylor"  # taylor: forward-mode (PsiNet.derivatives) | autograd: nested reverse mode
     compile: bool = False  # torch.compile the full-batch training loss (fuses the forward-mode elementwise work)
     boundary: Boundary | None = None  # flux conditions added to the physics term
+    initial: Initial | None = None  # the initial condition psi(x, 0) = psi0, added to the physics term
 
     @property
     def r_scale(self) -> float:
@@ -93,6 +105,7 @@ class TrainResult:
     diverged: bool = False  # the shared DivergenceGuard's rule; the run stopped there
     divergence: str | None = None  # why (the guard's reason)
     soil: dict[str, list[float]] = field(default_factory=dict)  # learned alpha, n, k_s at each logged iteration
+    line_search: dict[str, int] | None = None  # L-BFGS iterations, evaluations and moves (optim.line_search_counts)
 
 
 def boundary_residual(net: PsiNet, bnd: Boundary, soil: VanGenuchten, derivatives: str,
@@ -107,30 +120,49 @@ def boundary_residual(net: PsiNet, bnd: Boundary, soil: VanGenuchten, derivative
 
 
 def losses(net: PsiNet, data: TrainData, sensors: torch.Tensor, psi_obs: torch.Tensor, colloc: torch.Tensor,
-           weight: float, boundary: Boundary | None = None, soil: VanGenuchten | None = None
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total, L_D, L_RRE) on the given sensor readings, collocation points and boundary points."""
+           weight: float, boundary: Boundary | None = None, soil: VanGenuchten | None = None,
+           initial: Initial | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, L_D, L_RRE) on the given sensor readings, collocation, boundary and initial points. L_D is 0
+    without sensors (the physics-only forward problem)."""
     learned = soil is not None
     soil = data.soil if soil is None else soil
-    l_data = ((net(sensors) - psi_obs) / data.psi_scale).pow(2).mean()
+    l_data = _data_term(net, data, sensors, psi_obs)
     d = autograd_derivatives(net, colloc) if data.derivatives == "autograd" else net.derivatives(colloc)
     if learned:  # d u^(n-1) / dn = u^(n-1) ln u is NaN at u = 0: keep a learned soil's psi unsaturated
         d = {**d, "psi": d["psi"].clamp(max=-1e-3)}
-    r = residual(d, soil) / data.r_scale
+    r = residual(d, soil) * time_weight(net, colloc, data.t_end) / data.r_scale
     l_rre = r.pow(2).mean()
     if boundary is not None:
         b = boundary_residual(net, boundary, soil, data.derivatives, learned) / (data.r_scale * boundary.lz)
+        b = b * time_weight(net, boundary.points, data.t_end)
         l_rre = l_rre + b.pow(2).mean()
+    if initial is not None:  # psi(x, 0) = psi0, scaled like L_D
+        l_rre = l_rre + ((net(initial.points) - initial.psi0) / data.psi_scale).pow(2).mean()
     return l_data + weight * l_rre, l_data, l_rre
 
 
-def _data_losses(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None):
-    l_data = ((net(sensors) - psi_obs) / data.psi_scale).pow(2).mean()
+def time_weight(net: PsiNet, points: torch.Tensor, t_end: float) -> torch.Tensor | float:
+    """1, or with a log-time network (time feature tau = log(1 + t / t_c)) dt/dtau relative to its value at t_end,
+    (t_c + t) / (t_c + t_end): the residual of the equation written in tau, so that points spread evenly in tau
+    weigh each stretch of time by its length (a residual integrated over time is a water-balance error)."""
+    if net.log_time is None:
+        return 1.0
+    return (net.log_time + points[:, 3]) / (net.log_time + t_end)
+
+
+def _data_term(net, data, sensors, psi_obs):
+    if sensors.shape[0] == 0:
+        return torch.zeros((), dtype=data.colloc.dtype, device=data.colloc.device)
+    return ((net(sensors) - psi_obs) / data.psi_scale).pow(2).mean()
+
+
+def _data_losses(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None, initial=None):
+    l_data = _data_term(net, data, sensors, psi_obs)
     return l_data, l_data, torch.zeros(())
 
 
-def _terms(net, data, sensors, psi_obs, colloc, boundary=None):
-    _, l_data, l_rre = losses(net, data, sensors, psi_obs, colloc, 0.0, boundary)
+def _terms(net, data, sensors, psi_obs, colloc, boundary=None, initial=None):
+    _, l_data, l_rre = losses(net, data, sensors, psi_obs, colloc, 0.0, boundary, None, initial)
     return l_data, l_rre
 
 
@@ -154,8 +186,8 @@ def _compiled_losses():
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
     terms = torch.compile(_terms, dynamic=False)
 
-    def compiled(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None):
-        l_data, l_rre = terms(net, data, sensors, psi_obs, colloc, boundary)
+    def compiled(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None, initial=None):
+        l_data, l_rre = terms(net, data, sensors, psi_obs, colloc, boundary, initial)
         return l_data + weight * l_rre, l_data, l_rre
 
     return compiled
@@ -180,10 +212,11 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
     physics_losses = step_losses
     result = TrainResult(iterations=iterations)
     nm, nf = data.psi_obs.shape[0], data.colloc.shape[0]
-    bnd = data.boundary
+    bnd, ini = data.boundary, data.initial
     nb = bnd.points.shape[0] if bnd is not None else 0
-    perm_m = perm_f = perm_b = None
-    pos_m = pos_f = pos_b = 0
+    ni = ini.points.shape[0] if ini is not None else 0
+    perm_m = perm_f = perm_b = perm_i = None
+    pos_m = pos_f = pos_b = pos_i = 0
     if soil is not None:
         result.soil = {"alpha": [], "n": [], "k_s": []}
 
@@ -195,7 +228,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
     def log(it: int) -> None:
         with torch.no_grad():
             total, ld, lr = losses(net, data, data.sensors, data.psi_obs, data.colloc, weight, bnd,
-                                   None if soil is None else soil.soil())
+                                   None if soil is None else soil.soil(), ini)
         if soil is not None:
             for key, value in soil.values().items():
                 result.soil[key].append(value)
@@ -210,7 +243,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
     for it in progress(steps) if progress else steps:
         t0 = time.perf_counter()
         if batch == "full":
-            s, p, c, b = data.sensors, data.psi_obs, data.colloc, bnd
+            s, p, c, b, i0 = data.sensors, data.psi_obs, data.colloc, bnd, ini
         else:
             perm_m, pos_m, im = take(perm_m, pos_m, nm)
             perm_f, pos_f, jf = take(perm_f, pos_f, nf)
@@ -219,6 +252,10 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
             if bnd is not None:
                 perm_b, pos_b, jb = take(perm_b, pos_b, nb)
                 b = bnd.subset(jb)
+            i0 = None
+            if ini is not None:
+                perm_i, pos_i, ji = take(perm_i, pos_i, ni)
+                i0 = ini.subset(ji)
 
         # a data-only step (w = 0, or during the warm-up): the physics term would be multiplied by 0, so it is
         # not computed
@@ -228,10 +265,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
 
         def closure():
             opt.zero_grad(set_to_none=True)
-            if soil is None:
-                total, _, _ = step_losses(net, data, s, p, c, weight, b)
-            else:
-                total, _, _ = step_losses(net, data, s, p, c, weight, b, soil.soil())
+            total, _, _ = step_losses(net, data, s, p, c, weight, b, None if soil is None else soil.soil(), i0)
             total.backward()
             return total
 
@@ -252,6 +286,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
             break
         if it % log_every == 0 or it == iterations:
             log(it)
+    result.line_search = line_search_counts(opt)
     result.ms_per_iteration = 1000.0 * (timed / (result.iterations - WARMUP) if result.iterations > WARMUP
                                         else result.seconds / max(result.iterations, 1))
     return result

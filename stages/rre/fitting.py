@@ -176,9 +176,11 @@ class CaseFit:
         scale = float(max((ref.max() - ref.min()) / 2, 1e-3)) if obs.size else max(abs(self.inputs.psi0), 1e-3)
         colloc, bnd = self.physics(network)
         colloc = colloc if n_colloc is None else colloc[:n_colloc]
-        # the short selection runs stay eager: compiling each of their sensor sets would cost more than it saves
+        # the short selection runs and the study networks (a new graph per sensor set) stay eager: compiling
+        # would cost more than it saves
+        compile_ = self.cfg.compile and n_colloc is None and network is None
         return TrainData(self.f32(self.xyzt[mask]), self.f32(obs), colloc, self.soil, self.t_end, scale,
-                         self.cfg.derivatives, self.cfg.compile and n_colloc is None, bnd, self.initial)
+                         self.cfg.derivatives, compile_, bnd, self.initial)
 
     def fit(self, mask, optimizer, iterations: int, batch: str, weight: float, gen_seed: int, label: str,
             n_colloc: int | None = None, soil: SoilParams | None = None, data: TrainData | None = None,

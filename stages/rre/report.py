@@ -29,11 +29,11 @@ PROTOCOL = (
     "mini-batch 3,000 of the paper's 10,000) and a convergence rule marks each row: 'converged' means the best "
     "training loss improved by less than 10 % over the last quarter of the run (training loss only). Every "
     "physics run first fits the data alone for half its iterations (`rre.train.warmup`), then trains "
-    "L_D + w L_RRE. A study network with a log-time input (log(1 + t / t_c)) takes its collocation points evenly "
-    "in that feature over the continuous box (the paper's network keeps the generated grid instances) and weighs "
-    "each residual by dt/dtau relative to its value at t_end, so that its L_RRE is the residual of the equation "
-    "written in that time; the soil drains to near hydrostatic equilibrium within the first second, a transient "
-    "that a network fed linear time cannot resolve between instances 108 s apart.\n"
+    "L_D + w L_RRE. A study network with a log-time input (log(1 + t / t_c)) takes its collocation and "
+    "boundary points evenly in that feature over the continuous box (the paper's network keeps the generated grid "
+    "instances, which start at the first output time, 108 s): from psi0 = -1 cm everywhere the soil drains to near "
+    "hydrostatic equilibrium within the first second (the bottom saturates), a transient that only points at "
+    "early times can constrain.\n"
 )
 EVERY = (
     "Every pair in a row has the same network (the study network), optimizer, iteration budget, initialization "

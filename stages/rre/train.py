@@ -4,7 +4,9 @@ Scaling (ours; the paper does not state its units): L_D is the mean square of (p
 L_RRE the mean square of r / r_scale with r_scale = (theta_s - theta_r) / t_end, so both are of order one at the
 start. When boundary points are given, L_RRE also holds the mean square of the boundary flux residual
 (K (psi_z - 1) - E on the top face, where E is the known evaporation flux; zero normal flux on the bottom and the
-sides; scaled by r_scale * lz): without it the RRE residual is blind to the forcing that drives the problem.
+sides; scaled by r_scale * lz): without it the RRE residual is blind to the forcing that drives the problem. With
+initial points, it also holds the mean square of (psi(x, 0) - psi0) / psi_scale: the initial condition the solver
+starts from. Without sensors L_D is 0 (the physics-only forward problem).
 With ``soil`` a ``SoilParams`` module, alpha, n and K_s are learned jointly with the network. A mini-batch
 iteration uses ``batch_size`` sensor readings, collocation and boundary points, each drawn by walking through a
 fresh permutation per epoch.
@@ -130,24 +132,14 @@ def losses(net: PsiNet, data: TrainData, sensors: torch.Tensor, psi_obs: torch.T
     d = autograd_derivatives(net, colloc) if data.derivatives == "autograd" else net.derivatives(colloc)
     if learned:  # d u^(n-1) / dn = u^(n-1) ln u is NaN at u = 0: keep a learned soil's psi unsaturated
         d = {**d, "psi": d["psi"].clamp(max=-1e-3)}
-    r = residual(d, soil) * time_weight(net, colloc, data.t_end) / data.r_scale
+    r = residual(d, soil) / data.r_scale
     l_rre = r.pow(2).mean()
     if boundary is not None:
         b = boundary_residual(net, boundary, soil, data.derivatives, learned) / (data.r_scale * boundary.lz)
-        b = b * time_weight(net, boundary.points, data.t_end)
         l_rre = l_rre + b.pow(2).mean()
     if initial is not None:  # psi(x, 0) = psi0, scaled like L_D
         l_rre = l_rre + ((net(initial.points) - initial.psi0) / data.psi_scale).pow(2).mean()
     return l_data + weight * l_rre, l_data, l_rre
-
-
-def time_weight(net: PsiNet, points: torch.Tensor, t_end: float) -> torch.Tensor | float:
-    """1, or with a log-time network (time feature tau = log(1 + t / t_c)) dt/dtau relative to its value at t_end,
-    (t_c + t) / (t_c + t_end): the residual of the equation written in tau, so that points spread evenly in tau
-    weigh each stretch of time by its length (a residual integrated over time is a water-balance error)."""
-    if net.log_time is None:
-        return 1.0
-    return (net.log_time + points[:, 3]) / (net.log_time + t_end)
 
 
 def _data_term(net, data, sensors, psi_obs):

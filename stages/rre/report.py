@@ -143,6 +143,28 @@ def study_rows(studies: list[dict]) -> list[list]:
     return rows
 
 
+def best_line(runs: list[dict], case: str) -> str:
+    """The best Table-1 row with the physics term (w > 0) against the paper's Adam full batch and the data-only
+    rows (w = 0)."""
+    t1 = [r for r in runs if r["case"] == case and r["setting"] == "table1" and r["kind"] == "run"
+          and r["re_psi"] is not None]
+    pdl = [r for r in t1 if r["residual_weight"] > 0]
+    data = [r for r in t1 if r["residual_weight"] == 0]
+    if not pdl:
+        return (f"No Table-1 row of {case} trained with the physics term: the protocol chose w = 0 for the networks "
+                "it selected for.\n")
+    best = min(pdl, key=lambda r: r["re_psi"])
+    line = (f"Best row with the physics term (w > 0): {run_label(best)} {best['batch']} batch on the "
+            f"{best['architecture']} network, re_psi {fmt(best['re_psi'])}")
+    if case == "evaporation":
+        line += f" (paper, Adam full batch: {paper.TABLE1[('adam', 'full')][0]})"
+    if data:
+        ref = min(data, key=lambda r: r["re_psi"])
+        line += (f"; best data-only row (w = 0): {run_label(ref)} {ref['batch']} batch on the {ref['architecture']} "
+                 f"network, {fmt(ref['re_psi'])}")
+    return line + ".\n"
+
+
 def forward_rows(runs: list[dict], metrics: dict) -> list[list]:
     rows = []
     for r in (r for r in runs if r["setting"] == "forward"):
@@ -222,6 +244,7 @@ def report_section(data_dir: Path) -> ReportSection | None:
                   f"{fmt(metrics.get(f'{case}.solver_l_rre_norm'), 3)} by central differences on its grid (interior "
                   "cells and times, boundary term left out): the floor a network that met the physics would reach.\n")
         md.append(_solver_line(case, solver))
+        md.append(best_line(runs, case))
     fw = forward_rows(runs, metrics)
     if fw:
         md.append("### Physics-only forward check: the study network trained on L_RRE alone (no sensors)\n")

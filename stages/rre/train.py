@@ -68,13 +68,14 @@ class SoilParams(torch.nn.Module):
 
 @dataclass
 class Initial:
-    """Initial-condition points: coordinates (Ni, 4) at t = 0 and the known initial pressure head psi0 (cm)."""
+    """Initial-condition points: coordinates (Ni, 4) at t = 0 and the known initial pressure head psi0 (cm): one
+    value, or one per point (Ni,)."""
 
     points: torch.Tensor
-    psi0: float
+    psi0: float | torch.Tensor
 
     def subset(self, idx: torch.Tensor) -> "Initial":
-        return Initial(self.points[idx], self.psi0)
+        return Initial(self.points[idx], self.psi0[idx] if isinstance(self.psi0, torch.Tensor) else self.psi0)
 
 
 @dataclass

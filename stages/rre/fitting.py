@@ -70,7 +70,8 @@ def describe(net: NetworkCfg) -> str:
 
 def new_net(net: NetworkCfg, meta: dict, psi_ref: np.ndarray) -> PsiNet:
     """A network whose output scaling spans ``psi_ref`` (the sensor readings it trains on; psi0 alone for the
-    physics-only network): psi for the linear output, log(-psi) for neg_exp."""
+    physics-only network): centre and half range of psi for the linear output, of log(-psi) for neg_exp. The half
+    range is at least 1 (cm, or e-fold) for neg_exp and for psi0 alone, 1e-3 cm otherwise."""
     lo, hi = bounds(meta)
     v = np.log(np.maximum(-psi_ref, 1e-3)) if net.transform == "neg_exp" else psi_ref
     centre = float((v.max() + v.min()) / 2)
@@ -83,11 +84,10 @@ def spread_in_time(u: np.ndarray, t_end: float, log_time: float | None) -> np.nd
     return u * t_end if log_time is None else log_time * np.expm1(u * np.log1p(t_end / log_time))
 
 
-def physics_points(cfg: TrainCfg, inputs: CaseInputs, log_time: float | None) -> tuple[np.ndarray, np.ndarray,
-                                                                                         np.ndarray]:
+def physics_points(cfg: TrainCfg, inputs: CaseInputs, log_time: float | None) -> tuple[np.ndarray, np.ndarray]:
     """The study networks' physics points (seeded from rre.train.seed, no truth): ``collocation`` points uniform
-    in the box with times spread as the network's time feature, the boundary points at such times, and
-    ``initial_points`` at t = 0."""
+    in the box with times spread as the network's time feature, and the generated boundary points moved to such
+    times."""
     g = inputs.meta["grid"]
     box = np.array([g["lx"], g["ly"], g["lz"]])
     rng = np.random.default_rng([cfg.seed, 11])
@@ -95,10 +95,11 @@ def physics_points(cfg: TrainCfg, inputs: CaseInputs, log_time: float | None) ->
     colloc = np.c_[u[:, :3] * box, spread_in_time(u[:, 3], inputs.t_end, log_time)]
     bnd = inputs.bnd.copy()
     bnd[:, 3] = spread_in_time(rng.uniform(size=bnd.shape[0]), inputs.t_end, log_time)
-    return colloc, bnd, initial_points(cfg, inputs)
+    return colloc, bnd
 
 
 def initial_points(cfg: TrainCfg, inputs: CaseInputs) -> np.ndarray:
+    """``initial_points`` points at t = 0, uniform in the box (seeded from rre.train.seed)."""
     g = inputs.meta["grid"]
     u = np.random.default_rng([cfg.seed, 13]).uniform(size=(cfg.physics.initial_points, 3))
     return np.c_[u * np.array([g["lx"], g["ly"], g["lz"]]), np.zeros(u.shape[0])]
@@ -164,16 +165,15 @@ class CaseFit:
         if network is None:
             return self.colloc, self.boundary
         if network.log_time not in self._physics:
-            colloc, bnd, _ = physics_points(self.cfg, self.inputs, network.log_time)
+            colloc, bnd = physics_points(self.cfg, self.inputs, network.log_time)
             self._physics[network.log_time] = (self.f32(colloc), self.boundary_of(bnd))
         return self._physics[network.log_time]
 
     def data(self, mask: np.ndarray, n_colloc: int | None = None, network: NetworkCfg | None = None) -> TrainData:
         """The training data of the readings in ``mask`` (none: the physics-only problem) for the paper's network
         (``network`` None) or a study network."""
-        obs = self.obs[mask]
-        ref = obs if obs.size else np.array([self.inputs.psi0])
-        scale = float(max((ref.max() - ref.min()) / 2, 1e-3)) if obs.size else max(abs(self.inputs.psi0), 1e-3)
+        obs = self.obs[mask]  # L_D (and the initial condition) in units of half the readings' range, or of |psi0|
+        scale = float(max((obs.max() - obs.min()) / 2, 1e-3)) if obs.size else max(abs(self.inputs.psi0), 1e-3)
         colloc, bnd = self.physics(network)
         colloc = colloc if n_colloc is None else colloc[:n_colloc]
         # the short selection runs and the study networks (a new graph per sensor set) stay eager: compiling

@@ -108,8 +108,8 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
     record_timing(ctx.data_dir, TASK, "train", timings)
-    print_summary(ctx.console, "rre train", {f"{r['case']}.{r['setting']}.chosen": r["w"] for r in selection
-                                             if r["chosen"]})
+    print_summary(ctx.console, "rre train", {f"{r['case']}.{r['setting']}.{r['network']}.w": r["w"]
+                                             for r in selection if r["chosen"]})
 
 
 def _train_cases(ctx: StageContext, cfg: TrainCfg, device) -> tuple[list, list, list, dict]:

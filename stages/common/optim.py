@@ -159,7 +159,8 @@ class AdamLBFGSHyper(Config):
     L-BFGS (``lbfgs``) from where Adam left the parameters."""
 
     lr: float = Field(1e-3, gt=0)
-    betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field(default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2)
+    betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field(default_factory=lambda: [0.9, 0.999], min_length=2,
+                                                             max_length=2)
     eps: float = Field(1e-8, gt=0)
     adam_steps: int = Field(1000, ge=0)
     lbfgs: LBFGSHyper = Field(default_factory=LBFGSHyper)

@@ -141,7 +141,8 @@ def soil_errors(case: str, learned: dict | None, init, soil, initialization: int
     learned values are None for a diverged (or non-finite) run. ``initialization``: the network's."""
     return [dict(case=case, initialization=initialization, parameter=k, init=getattr(init, k),
                  learned=learned[k] if learned else None,
-                 true=getattr(soil, k), rel_error=abs(learned[k] - getattr(soil, k)) / getattr(soil, k) if learned else None)
+                 true=getattr(soil, k),
+                 rel_error=abs(learned[k] - getattr(soil, k)) / getattr(soil, k) if learned else None)
             for k in ("alpha", "n", "k_s")]
 
 

@@ -64,8 +64,8 @@ def _order(r: dict) -> tuple:
     optimizer; then the study network's rows."""
     known = ["gd", "rmsprop", "adam"]
     opt = r["optimizer"]
-    return (r["network"] != "paper", r["override"], r["batch"] != "mini", known.index(opt) if opt in known else len(known),
-            opt, r["residual_weight"])
+    return (r["network"] != "paper", r["override"], r["batch"] != "mini",
+            known.index(opt) if opt in known else len(known), opt, r["residual_weight"])
 
 
 def _error(r: dict, key: str):
@@ -183,8 +183,9 @@ def why_lines(runs: list[dict], studies: list[dict], metrics: dict) -> str:
     lines = []
     for case in dict.fromkeys(r["case"] for r in runs):
         solver = metrics.get(f"{case}.solver_l_rre_norm")
-        pdl = [r["l_rre_norm"] for r in runs if r["case"] == case and r["kind"] == "pdl" and r["l_rre_norm"] is not None]
-        data = [r["l_rre_norm"] for r in runs if r["case"] == case and r["kind"] == "data" and r["l_rre_norm"] is not None]
+        ok = [r for r in runs if r["case"] == case and r["l_rre_norm"] is not None]
+        pdl = [r["l_rre_norm"] for r in ok if r["kind"] == "pdl"]
+        data = [r["l_rre_norm"] for r in ok if r["kind"] == "data"]
         if not pdl or not solver:
             continue
         lines.append(f"{case}: the study networks trained with the physics term end at a normalized L_RRE of "
@@ -195,8 +196,8 @@ def why_lines(runs: list[dict], studies: list[dict], metrics: dict) -> str:
     for st in studies:
         if st["target"] or st["pdl_mean"] is None:
             continue
-        other = "interpolation" if st["interpolation"] is not None and st["interpolation"] < (st["data_mean"] or 1e300) \
-            else "the data-only network"
+        interp_better = st["interpolation"] is not None and st["interpolation"] < (st["data_mean"] or 1e300)
+        other = "interpolation" if interp_better else "the data-only network"
         lines.append(f"{st['case']} {st['setting']}: P-DL {pm(st['pdl_mean'], st['pdl_sd'])} vs data-only "
                      f"{pm(st['data_mean'], st['data_sd'])} and interpolation {fmt(st['interpolation'])}; the better "
                      f"of the two others is {other}, {fmt(st['gain'], 3)}x P-DL's error (paired difference "

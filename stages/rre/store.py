@@ -30,7 +30,8 @@ F64, I64, STR, BOOL = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 
 # one row per trained network (train stage); setting: table1 | sparse-<L>x<K> | forecast | soil | forward;
 # kind: run (Table 1) | pdl | data (studies) | soil | physics (the physics-only forward check);
-# network: paper | study-<k> (rre.train.networks[k]), architecture: its description; init: the network initialization (studies: one per seed);
+# network: paper | study-<k> (rre.train.networks[k]), architecture: its description; init: the network
+# initialization (studies: one per seed);
 # lbfgs_*: what L-BFGS really did (iterations, loss evaluations, steps that moved), null without L-BFGS
 TRAIN_RUNS = pa.schema([
     ("case", STR), ("run", I64), ("setting", STR), ("kind", STR), ("optimizer", STR), ("batch", STR), ("lr", F64),

@@ -137,7 +137,8 @@ def test_torch_default_tolerances_stop_lbfgs_short_and_the_counts_show_it():
 def test_lbfgs_through_the_shared_fit_loop():
     torch.manual_seed(0)
     model = Rosenbrock()
-    history = fit(model, rosenbrock_loss, (torch.zeros(8, 1),), optimizer={"name": "lbfgs", "max_iter": 1, "max_eval": 20},
+    history = fit(model, rosenbrock_loss, (torch.zeros(8, 1),),
+                  optimizer={"name": "lbfgs", "max_iter": 1, "max_eval": 20},
                   epochs=100, batch_size=2, seed=0)
     assert history["train_loss"][-1] < 1e-12 < history["train_loss"][0]
 

@@ -20,7 +20,9 @@ SOIL = VanGenuchten()
 LX, LY, LZ, T_END, TABLE = 2.0, 2.0, 5.0, 600.0, 10.0
 EVAPORATION = 0.75 / 3600  # cm/s
 LOG_TIME = None  # time enters linearly (the solution is smooth)
-TOLERANCE = 0.1  # re_psi against the solver that the physics-only network must reach (0.04 measured; 1.5 without the initial condition)
+# re_psi against the solver that the physics-only network must reach (measured: 0.04; without the initial
+# condition 1.5)
+TOLERANCE = 0.1
 
 
 @pytest.fixture(scope="module")

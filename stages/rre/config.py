@@ -92,21 +92,37 @@ class GenerateCfg(Config):
 class NetworkCfg(Config):
     """A P-DL network: ``layers`` hidden tanh layers of ``hidden`` units; output ``transform`` linear (psi = centre
     + scale N) or neg_exp (psi = -exp(centre + scale N)); ``log_time`` t_c (s): time enters as log(1 + t / t_c)
-    (null: linearly), and its collocation points are spread evenly in that feature."""
+    (null: linearly), and its collocation points are spread evenly in that feature; ``hard_initial`` tau (s): the
+    initial condition is built into the output through g(t) = 1 - exp(-t / tau) (model.PsiNet; null: it is a
+    term of L_RRE only)."""
 
     hidden: Cells
     layers: Cells
     transform: Literal["linear", "neg_exp"]
     log_time: Annotated[float, Field(gt=0)] | None
+    hard_initial: Annotated[float, Field(gt=0)] | None
+
+
+class MassBalanceCfg(Config):
+    """The box's water balance in L_RRE (study networks): ``points`` space points at each of ``times`` times
+    (0 points: left out)."""
+
+    points: Annotated[int, Field(ge=0)]
+    times: Cells
 
 
 class PhysicsCfg(Config):
     """The physics term's points for the study networks: ``collocation`` points drawn by the train stage
     uniformly over the space-time box (time evenly in the network's time feature; the paper's network keeps the
-    generated collocation instances) and ``initial_points`` at t = 0 for the initial condition (every network)."""
+    generated collocation instances), ``initial_points`` at t = 0 for the initial condition (every network) and
+    the water balance's points."""
 
     collocation: Cells
     initial_points: Cells
+    mass_balance: MassBalanceCfg
+    # p: the study networks' residual at time t weighted ((t + t_c) / (t_end + t_c))^p, t_c the network's log_time
+    # (0 when null); 0: unweighted
+    time_weight: NonNegative
 
 
 class ForwardCfg(Config):
@@ -115,6 +131,9 @@ class ForwardCfg(Config):
     enabled: bool
     optimizer: OptimizerSpec
     iterations: Cells
+    # the network's output scaling spans psi0 alone, or psi0 and the uniform-drying head of the mass balance
+    # (fitting.mass_balance_head: no readings tell a physics-only network how far psi falls)
+    output_range: Literal["psi0", "mass_balance"]
 
 
 class SelectionCfg(Config):

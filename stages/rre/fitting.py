@@ -17,8 +17,8 @@ from . import protocol
 from .config import NetworkCfg, RunCfg, TrainCfg
 from .evaluation import predict
 from .model import PsiNet
-from .soil import VanGenuchten
-from .train import Boundary, Initial, SoilParams, TrainData, TrainResult, train
+from .soil import VanGenuchten, head, theta
+from .train import Boundary, Initial, MassBalance, SoilParams, TrainData, TrainResult, train
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,25 @@ class CaseInputs:
     def soil(self) -> VanGenuchten:
         return VanGenuchten(**self.meta["soil"])
 
+    def _newer(self, key: str) -> float:
+        """A metadata value older generated data lack."""
+        if key not in self.meta:
+            raise UserError(f"the rre generated data hold no {key} (written by an older version): rerun "
+                            "`phys-ml generate rre`")
+        return float(self.meta[key])
+
+    @property
+    def top_flux_mean(self) -> float:
+        """The known evaporation flux averaged over the top face (cm/s)."""
+        return self._newer("top_flux_mean")
+
     @property
     def t_end(self) -> float:
         return float(self.meta["t_end"])
 
     @property
     def psi0(self) -> float:
-        if "psi0" not in self.meta:
-            raise UserError("the rre generated data hold no psi0 (written by an older version): rerun "
-                            "`phys-ml generate rre`")
-        return float(self.meta["psi0"])
+        return self._newer("psi0")
 
 
 def bounds(meta: dict) -> tuple[list[float], list[float]]:
@@ -55,7 +64,8 @@ def bounds(meta: dict) -> tuple[list[float], list[float]]:
 
 
 def paper_network(cfg: TrainCfg) -> NetworkCfg:
-    return NetworkCfg(hidden=cfg.hidden, layers=cfg.layers, transform="linear", log_time=None)
+    return NetworkCfg(hidden=cfg.hidden, layers=cfg.layers, transform="linear", log_time=None,
+                     hard_initial=None)
 
 
 def network_of(cfg: TrainCfg, name: str) -> NetworkCfg:
@@ -65,7 +75,9 @@ def network_of(cfg: TrainCfg, name: str) -> NetworkCfg:
 
 def describe(net: NetworkCfg) -> str:
     """'5x10 linear', '4x20 neg_exp log-t 1 s': layers x width, output transform, time input."""
-    return f"{net.layers}x{net.hidden} {net.transform}" + ("" if net.log_time is None else f" log-t {net.log_time:g} s")
+    return (f"{net.layers}x{net.hidden} {net.transform}"
+            + ("" if net.log_time is None else f" log-t {net.log_time:g} s")
+            + ("" if net.hard_initial is None else f" hard IC {net.hard_initial:g} s"))
 
 
 def new_net(net: NetworkCfg, meta: dict, psi_ref: np.ndarray) -> PsiNet:
@@ -76,11 +88,45 @@ def new_net(net: NetworkCfg, meta: dict, psi_ref: np.ndarray) -> PsiNet:
     v = np.log(np.maximum(-psi_ref, 1e-3)) if net.transform == "neg_exp" else psi_ref
     centre = float((v.max() + v.min()) / 2)
     scale = float(max((v.max() - v.min()) / 2, 1e-3 if net.transform == "linear" and v.size > 1 else 1.0))
-    return PsiNet(net.hidden, net.layers, lo, hi, centre, scale, net.transform, net.log_time)
+    hard = None if net.hard_initial is None else (float(meta["psi0"]), net.hard_initial)
+    return PsiNet(net.hidden, net.layers, lo, hi, centre, scale, net.transform, net.log_time, hard)
+
+
+def mass_balance_head(inputs: CaseInputs) -> float:
+    """The pressure head (cm) the column would have at t_end if it dried uniformly: the initial water content
+    minus the water the known top flux removes (its mean over the top-face boundary points, times t_end, over the
+    depth), through the retention curve. Solver-free (the forcing, the soil and psi0 only): the output scale of
+    the physics-only network, which has no readings to take it from."""
+    removed = float(removed_water(inputs, np.array([inputs.t_end]))[0])
+    return head(float(theta(inputs.psi0, inputs.soil)) - removed, inputs.soil)
+
+
+def removed_water(inputs: CaseInputs, times: np.ndarray) -> np.ndarray:
+    """The water (per unit volume of the box) the known top flux has removed by ``times`` (no flow through the
+    other faces)."""
+    return inputs.top_flux_mean * np.asarray(times) / float(inputs.meta["grid"]["lz"])
+
+
+def mass_points(cfg: TrainCfg, inputs: CaseInputs, log_time: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """The water-balance points (seeded from rre.train.seed): rre.train.physics.mass_balance.points space points,
+    uniform in the box, at each of its ``times`` times spread evenly in the time feature (t > 0), time-major;
+    and the times."""
+    mb, g = cfg.physics.mass_balance, inputs.meta["grid"]
+    times = spread_in_time((np.arange(mb.times) + 1.0) / mb.times, inputs.t_end, log_time)
+    xyz = np.random.default_rng([cfg.seed, 17]).uniform(size=(mb.points, 3)) * np.array([g["lx"], g["ly"], g["lz"]])
+    return np.concatenate([np.c_[xyz, np.full(mb.points, t)] for t in times]), times
+
+
+def forward_reference(cfg: TrainCfg, inputs: CaseInputs) -> np.ndarray:
+    """The pressure heads the physics-only network's output scaling spans (rre.train.forward.output_range):
+    psi0 alone, or psi0 and ``mass_balance_head``."""
+    if cfg.forward.output_range == "psi0":
+        return np.array([inputs.psi0])
+    return np.array([inputs.psi0, mass_balance_head(inputs)])
 
 
 def spread_in_time(u: np.ndarray, t_end: float, log_time: float | None) -> np.ndarray:
-    """Times from uniform numbers ``u`` in [0, 1): evenly in t, or in log(1 + t / log_time)."""
+    """Times from uniform numbers ``u`` in [0, 1]: evenly in t, or in log(1 + t / log_time)."""
     return u * t_end if log_time is None else log_time * np.expm1(u * np.log1p(t_end / log_time))
 
 
@@ -180,7 +226,21 @@ class CaseFit:
         # would cost more than it saves
         compile_ = self.cfg.compile and n_colloc is None and network is None
         return TrainData(self.f32(self.xyzt[mask]), self.f32(obs), colloc, self.soil, self.t_end, scale,
-                         self.cfg.derivatives, compile_, bnd, self.initial)
+                         self.cfg.derivatives, compile_, bnd, self.initial, self.mass(network),
+                         self.time_weight(network))
+
+    def time_weight(self, network: NetworkCfg | None) -> tuple[float, float] | None:
+        p = self.cfg.physics.time_weight
+        if network is None or p == 0:
+            return None
+        return (0.0 if network.log_time is None else network.log_time, p)
+
+    def mass(self, network: NetworkCfg | None) -> MassBalance | None:
+        """The water balance of a study network (none for the paper's, or with mass_balance.points 0)."""
+        if network is None or self.cfg.physics.mass_balance.points == 0:
+            return None
+        points, times = mass_points(self.cfg, self.inputs, network.log_time)
+        return MassBalance(self.f32(points), self.f32(removed_water(self.inputs, times)), self.inputs.psi0)
 
     def fit(self, mask, optimizer, iterations: int, batch: str, weight: float, gen_seed: int, label: str,
             n_colloc: int | None = None, soil: SoilParams | None = None, data: TrainData | None = None,
@@ -192,7 +252,7 @@ class CaseFit:
         seed_everything(self.cfg.seed + 7919 * init)
         obs = self.obs[mask]
         net = new_net(network or paper_network(self.cfg), self.meta,
-                      obs if obs.size else np.array([self.inputs.psi0])).to(self.device)
+                      obs if obs.size else forward_reference(self.cfg, self.inputs)).to(self.device)
         res = train(net, data, optimizer, iterations=iterations, batch=batch, batch_size=self.cfg.batch_size,
                     log_every=self.cfg.log_every, weight=weight, generator=torch_generator(gen_seed),
                     progress=lambda it: track(it, label, total=iterations), soil=soil, lr_decay=self.cfg.lr_decay,

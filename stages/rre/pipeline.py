@@ -24,7 +24,7 @@ from .cases import CaseSpec, long_table, run_case, top_flux
 from .config import EvaluateCfg, GenerateCfg, TrainCfg
 from .evaluation import (field_errors, headline, network_residual, predict, relative_l2, sensor_interpolation,
                          soil_errors, solution_residual, solver_stats, study_summary)
-from .fitting import network_of, new_net, settings
+from .fitting import forward_reference, network_of, new_net, settings
 from .sampling import boundary_points, collocation_rows, noisy, sensor_rows
 from .soil import VanGenuchten, theta
 from .solver import Grid, Stepping
@@ -75,7 +75,8 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
         for name, columns in tables.items():
             artifacts.write_parquet(pa.table(columns), store.generated(ctx.task_dir, case, name), task=TASK,
                                     stage="generate", seed=cfg.seed, params=section(ctx.params, "rre.generate"),
-                                    extra={**extra, "case": case})
+                                    extra={**extra, "case": case,
+                                           "top_flux_mean": float(top_flux(spec, case).mean())})
     artifacts.write_json(ctx.task_dir / "solver.json", stats)
     record_timing(ctx.data_dir, TASK, "generate", {"seconds": watch.seconds})
     print_summary(ctx.console, "rre generate",
@@ -163,7 +164,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                 if not r["diverged"]:
                     state = store.load_model(ctx.task_dir, case, r["model"])
                     net = new_net(network_of(tcfg, r["network"]), meta,
-                                  obs[mask] if mask.any() else np.array([inputs.psi0]))
+                                  obs[mask] if mask.any() else forward_reference(tcfg, inputs))
                     net.load_state_dict(state["net"] if name == "soil" else state)
                     pred = preds[(name, r["kind"], r["run"])] = predict(net, coords)
                     if name == "soil":

@@ -2,11 +2,17 @@
 
 Scaling (ours; the paper does not state its units): L_D is the mean square of (psi_hat - psi_m) / psi_scale and
 L_RRE the mean square of r / r_scale with r_scale = (theta_s - theta_r) / t_end, so both are of order one at the
-start. When boundary points are given, L_RRE also holds the mean square of the boundary flux residual
+start (with ``time_weight``, r at time t is weighted ((t + t_c) / (t_end + t_c))^p: the early drainage
+transient, whose terms are 10-100x those of the slow drying, no longer drowns it). When boundary points are given,
+L_RRE also holds the mean square of the boundary flux residual
 (K (psi_z - 1) - E on the top face, where E is the known evaporation flux; zero normal flux on the bottom and the
 sides; scaled by r_scale * lz): without it the RRE residual is blind to the forcing that drives the problem. With
 initial points, it also holds the mean square of (psi(x, 0) - psi0) / psi_scale: the initial condition the solver
-starts from. Without sensors L_D is 0 (the physics-only forward problem).
+starts from. With a ``MassBalance``, it also holds the integral form of eq. 6 over the box: the mean water content
+at a few times equals the initial one minus what the known top flux removed (no flow through the other faces),
+scaled by theta_s - theta_r (r_scale integrated over the run). Without it a network can balance the evaporation
+with water drawn in through the no-flow faces or a residual spread thin over the box, and stay near its initial
+state (see the report). Without sensors L_D is 0 (the physics-only forward problem).
 With ``soil`` a ``SoilParams`` module, alpha, n and K_s are learned jointly with the network. A mini-batch
 iteration uses ``batch_size`` sensor readings, collocation and boundary points, each drawn by walking through a
 fresh permutation per epoch.
@@ -26,7 +32,7 @@ from phys_ml.stages.common.errors import UserError
 from phys_ml.stages.common.optim import build_optimizer, line_search_counts
 
 from .model import PsiNet, autograd_derivatives, residual
-from .soil import VanGenuchten, conductivity
+from .soil import VanGenuchten, conductivity, theta
 
 
 WARMUP = 5  # iterations left out of ms_per_iteration
@@ -79,6 +85,25 @@ class Initial:
 
 
 @dataclass
+class MassBalance:
+    """The box's water balance: ``points`` (Nt * Nq, 4), Nq space points at each of Nt times (time-major), the
+    water (cm^3 per cm^3 of box) the known top flux has removed by each time (Nt,), and psi0 (cm), the initial
+    state whose water content (under the soil being used, learned or known) it is removed from."""
+
+    points: torch.Tensor
+    removed: torch.Tensor
+    psi0: float
+
+    def misfit(self, net: PsiNet, soil: VanGenuchten, unsaturated: bool = False) -> torch.Tensor:
+        """(mean theta of the network at each time - target) / (theta_s - theta_r), (Nt,). ``unsaturated``: psi
+        kept below 0 (a learned soil's gradient in n is NaN at psi = 0)."""
+        psi = net(self.points)
+        th = theta(psi.clamp(max=-1e-3) if unsaturated else psi, soil).reshape(self.removed.shape[0], -1).mean(dim=1)
+        th0 = theta(torch.full_like(self.removed, self.psi0), soil)
+        return (th - th0 + self.removed) / (soil.theta_s - soil.theta_r)
+
+
+@dataclass
 class TrainData:
     sensors: torch.Tensor  # (Nm, 4) x, y, depth, t
     psi_obs: torch.Tensor  # (Nm,)
@@ -90,6 +115,10 @@ class TrainData:
     compile: bool = False  # torch.compile the full-batch training loss (fuses the forward-mode elementwise work)
     boundary: Boundary | None = None  # flux conditions added to the physics term
     initial: Initial | None = None  # the initial condition psi(x, 0) = psi0, added to the physics term
+    mass: MassBalance | None = None  # the box's water balance, added to the physics term
+    # (t_c, p): the residual at time t weighted ((t + t_c) / (t_end + t_c))^p (p = 1: eq. 6 written in the time
+    # feature log(1 + t / t_c)); None: unweighted
+    time_weight: tuple[float, float] | None = None
 
     @property
     def r_scale(self) -> float:
@@ -134,12 +163,17 @@ def losses(net: PsiNet, data: TrainData, sensors: torch.Tensor, psi_obs: torch.T
     if learned:  # d u^(n-1) / dn = u^(n-1) ln u is NaN at u = 0: keep a learned soil's psi unsaturated
         d = {**d, "psi": d["psi"].clamp(max=-1e-3)}
     r = residual(d, soil) / data.r_scale
+    if data.time_weight is not None:
+        t_c, p = data.time_weight
+        r = r * ((colloc[:, 3] + t_c) / (data.t_end + t_c)) ** p
     l_rre = r.pow(2).mean()
     if boundary is not None:
         b = boundary_residual(net, boundary, soil, data.derivatives, learned) / (data.r_scale * boundary.lz)
         l_rre = l_rre + b.pow(2).mean()
     if initial is not None:  # psi(x, 0) = psi0, scaled like L_D
         l_rre = l_rre + ((net(initial.points) - initial.psi0) / data.psi_scale).pow(2).mean()
+    if data.mass is not None:
+        l_rre = l_rre + data.mass.misfit(net, soil, learned).pow(2).mean()
     return l_data + weight * l_rre, l_data, l_rre
 
 

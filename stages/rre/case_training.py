@@ -15,33 +15,40 @@ from phys_ml.stages.common.runtime import resolve_device
 
 from . import protocol, store
 from .config import TrainCfg
-from .fitting import CaseFit, heldout_rms, residual_weight, settings, weight_rule
+from .fitting import CaseFit, describe, heldout_rms, network_of, residual_weight, settings, weight_rule
 from .soil import VanGenuchten
 from .train import SoilParams
 
 
 class Recorder:
-    """Fits a network through ``CaseFit``, saves the kept ones and collects the train records and histories."""
+    """Fits a network through ``CaseFit``, saves the kept ones (into the staging folder of the train stage) and
+    collects the train records and histories."""
 
     def __init__(self, ctx: StageContext, cfg: TrainCfg) -> None:
         self.ctx, self.cfg = ctx, cfg
         self.runs, self.history, self.timings = [], [], {}
 
     def __call__(self, c: CaseFit, case: str, setting: str, kind: str, mask, optimizer, batch: str,
-                 iterations: int, weight: float, seed: int, rule="fixed", override=False, save=None, **fit):
+                 iterations: int, weight: float, seed: int, rule="fixed", override=False, save=None,
+                 network: str = "paper", init: int = 0, **fit):
         run = len([r for r in self.runs if r["case"] == case])
-        label = f"rre {case} {setting} {kind} {optimizer.name}-{batch}" + (f" w={weight:g}" if override else "")
-        net, res = c.fit(mask, optimizer, iterations, batch, weight, seed, label, **fit)
+        label = (f"rre {case} {setting} {kind} {optimizer.name}-{batch}" + (f" w={weight:g}" if override else "")
+                 + ("" if network == "paper" else f" {network}") + (f" init {init}" if init else ""))
+        net, res = c.fit(mask, optimizer, iterations, batch, weight, seed, label, init=init,
+                         network=None if network == "paper" else network_of(self.cfg, network), **fit)
         if res.diverged:
             self.ctx.console.print(f"warning: {label} diverged ({res.divergence}); kept as a diverged run")
         model = None if res.diverged else f"{setting}-{kind}-{run:02d}-{optimizer.name}-{batch}.pt"
         if model is not None:
-            store.save_model(self.ctx.task_dir, case, model, (save or (lambda n: n.state_dict()))(net))
+            store.save_model(self.ctx.task_dir, case, model, (save or (lambda n: n.state_dict()))(net), staging=True)
+        ls = res.line_search or {}
         self.runs.append(dict(case=case, run=run, setting=setting, kind=kind, optimizer=optimizer.name, batch=batch,
                               lr=optimizer.kwargs().get("lr"), weight_rule=str(rule), override=override,
                               residual_weight=float(weight), seed=seed, iterations=iterations,
                               iterations_run=res.iterations, diverged=res.diverged, divergence=res.divergence,
-                              model=model))
+                              model=model, network=network, architecture=describe(network_of(self.cfg, network)),
+                              init=init, lbfgs_iterations=ls.get("iterations"),
+                              lbfgs_evaluations=ls.get("evaluations"), lbfgs_moved=ls.get("moved")))
         self.history += [dict(case=case, run=run, iteration=i, loss=a, loss_data=b, loss_rre=d)
                          for i, a, b, d in zip(res.logged_at, res.loss, res.loss_data, res.loss_rre)]
         self.timings[label] = {"seconds": round(res.seconds, 2), "ms_per_iteration": round(res.ms_per_iteration, 3)}
@@ -49,49 +56,78 @@ class Recorder:
 
 
 def fit_case(ctx: StageContext, cfg: TrainCfg, case: str) -> tuple[list, list, list, dict]:
-    """Every network of one case: the w protocol, Table 1, the studies and the soil run. Returns the case's run
-    records, selection rows, histories and timings (plain data, so a worker process can send them back)."""
+    """Every network of one case: the protocol (the study network and w), the physics-only forward check, Table 1,
+    the studies over seeds and the soil runs. Returns the case's run records, selection rows, histories and
+    timings (plain data, so a worker process can send them back)."""
     device = resolve_device(cfg.device)
     fit, selection, sel, st = Recorder(ctx, cfg), [], cfg.selection, cfg.studies
     c = CaseFit(cfg, store.read_inputs(ctx.task_dir, case), device)
     sets = settings(cfg, c.xyzt)
-    # 1. the protocol: w per setting from held-out sensor misfit (no truth is loaded in this stage)
-    chosen, scores_of = {}, {}
-    for name, (mask, held) in sets.items():
+    n_sel = min(sel.collocation, c.colloc.shape[0])
+
+    def scores_of(name: str, network: str) -> dict[float, float]:
+        """Held-out misfit per candidate w of one network in one setting (no truth is loaded in this stage)."""
+        mask, held = sets[name]
         scores = {}
         for j, w in enumerate(sel.weights):
-            label = f"rre {case} select {name} w={w:g}"
+            label = f"rre {case} select {name} {network} w={w:g}"
+            net_cfg = None if network == "paper" else network_of(cfg, network)
             net, res = c.fit(mask & ~held, sel.optimizer, sel.iterations, "full", w, cfg.seed + 7 * j, label,
-                             n_colloc=min(sel.collocation, c.colloc.shape[0]))
+                             n_colloc=n_sel, network=net_cfg)
             if res.diverged:
                 ctx.console.print(f"warning: {label} diverged ({res.divergence}); scored as infinite")
             scores[w] = float("inf") if res.diverged else heldout_rms(net, c.xyzt[held], c.obs[held])
-        chosen[name], scores_of[name] = protocol.choose(scores), scores
-        selection += [dict(case=case, setting=name, w=w, heldout_rms=s if np.isfinite(s) else None,
-                           chosen=w == chosen[name]) for w, s in scores.items()]
-    # 2. Table 1 runs on all sensors
+        return scores
+
+    # 1. the protocol: on all sensors (table1) the paper's network and every candidate study network, each
+    # with every w; the study network (and its w) with the lowest held-out misfit is used for everything else
+    scores = {net: scores_of("table1", net) for net in ["paper"] + [f"study-{k}" for k in range(len(cfg.networks))]}
+    study, _ = protocol.choose_network({net: s for net, s in scores.items() if net != "paper"})
+    chosen = {("table1", net): protocol.choose(s) for net, s in scores.items()}
+    for name in sets:
+        if name != "table1":
+            scores[(name, study)] = scores_of(name, study)
+            chosen[(name, study)] = protocol.choose(scores[(name, study)])
+    for key, s in scores.items():
+        name, net = key if isinstance(key, tuple) else ("table1", key)
+        selection += [dict(case=case, setting=name, network=net, w=w, heldout_rms=v if np.isfinite(v) else None,
+                           chosen=w == chosen[(name, net)], study=net == study) for w, v in s.items()]
+    # 2. the physics-only forward check: the study network on L_RRE alone (equation, boundary fluxes, initial
+    # condition), no sensors
+    none = np.zeros(c.obs.size, dtype=bool)
+    if cfg.forward.enabled:
+        fit(c, case, "forward", "physics", none, cfg.forward.optimizer, "full", cfg.forward.iterations, 1.0,
+            cfg.seed + 31, warmup=0, network=study)
+    # 3. Table 1 runs on all sensors
     all_ = sets["table1"][0]
-    table_data = c.data(all_)
+    table_data = {}
     for k, run in enumerate(cfg.runs):
-        w = residual_weight(cfg, run, table_data, chosen["table1"])
+        net = study if run.network == "study" else "paper"
+        if net not in table_data:
+            table_data[net] = c.data(all_, network=None if net == "paper" else network_of(cfg, net))
+        w = residual_weight(cfg, run, table_data[net], chosen[("table1", net)])
         fit(c, case, "table1", "run", all_, run.optimizer, run.batch, run.iterations, w, cfg.seed + 1000 * (k + 1),
-            rule=weight_rule(cfg, run), override=run.residual_weight is not None, data=table_data)
-    # 3. studies: P-DL (w chosen by the protocol for that setting) vs data-only (w = 0), same budget
+            rule=weight_rule(cfg, run), override=run.residual_weight is not None, data=table_data[net], network=net)
+    # 4. studies: P-DL (w chosen by the protocol for that setting) vs data-only (w = 0), same network, budget
+    # and initialization, over st.seeds initializations
     for name, (mask, _) in sets.items():
-        for kind, w in (("pdl", chosen[name]), ("data", 0.0)) if name != "table1" else ():
-            fit(c, case, name, kind, mask, st.optimizer, "full", st.iterations, w, cfg.seed + 17,
-                rule="selected" if kind == "pdl" else "fixed")
-    # unknown soil: alpha, n, K_s learned with the network from all sensors; w is the best nonzero candidate
-    # of the Table 1 selection (the physics term is the only thing that sees the soil, so w = 0 is excluded)
+        for init in range(st.seeds) if name != "table1" else ():
+            for kind, w in (("pdl", chosen[(name, study)]), ("data", 0.0)):
+                fit(c, case, name, kind, mask, st.optimizer, "full", st.iterations, w, cfg.seed + 17 + init,
+                    rule="selected" if kind == "pdl" else "fixed", network=study, init=init)
+    # unknown soil: alpha, n, K_s learned with the study network from all sensors; w is its best nonzero
+    # candidate of the Table 1 selection (the physics term is the only thing that sees the soil, so w = 0 is
+    # excluded)
     if st.soil.enabled:
-        nonzero = {w: s for w, s in scores_of["table1"].items() if w > 0}
+        nonzero = {w: s for w, s in scores[study].items() if w > 0}
         w = protocol.choose(nonzero) if nonzero else max(sel.weights)
-        init = VanGenuchten(alpha=st.soil.init.alpha, n=st.soil.init.n, theta_s=c.soil.theta_s,
-                            theta_r=c.soil.theta_r, k_s=st.soil.init.k_s)
-        soil = SoilParams(init).to(device)
-        fit(c, case, "soil", "soil", all_, st.soil.optimizer, "full", st.soil.iterations, w, cfg.seed + 23,
-            rule="selected", soil=soil, data=table_data, warmup=st.soil.warmup,
-            save=lambda net: {"net": net.state_dict(), "soil": soil.state_dict()})
+        init_soil = VanGenuchten(alpha=st.soil.init.alpha, n=st.soil.init.n, theta_s=c.soil.theta_s,
+                                 theta_r=c.soil.theta_r, k_s=st.soil.init.k_s)
+        for init in range(st.seeds):
+            soil = SoilParams(init_soil).to(device)
+            fit(c, case, "soil", "soil", all_, st.soil.optimizer, "full", st.soil.iterations, w, cfg.seed + 23 + init,
+                rule="selected", soil=soil, data=table_data.get(study), warmup=st.soil.warmup, network=study,
+                init=init, save=lambda net, soil=soil: {"net": net.state_dict(), "soil": soil.state_dict()})
     return fit.runs, selection, fit.history, fit.timings
 
 

@@ -89,6 +89,53 @@ class GenerateCfg(Config):
 
 
 # ---- rre.train ----
+class NetworkCfg(Config):
+    """A P-DL network: ``layers`` hidden tanh layers of ``hidden`` units; output ``transform`` linear (psi = centre
+    + scale N) or neg_exp (psi = -exp(centre + scale N)); ``log_time`` t_c (s): time enters as log(1 + t / t_c)
+    (null: linearly), and its collocation points are spread evenly in that feature; ``hard_initial`` tau (s): the
+    initial condition is built into the output through g(t) = 1 - exp(-t / tau) (model.PsiNet; null: it is a
+    term of L_RRE only)."""
+
+    hidden: Cells
+    layers: Cells
+    transform: Literal["linear", "neg_exp"]
+    log_time: Annotated[float, Field(gt=0)] | None
+    hard_initial: Annotated[float, Field(gt=0)] | None
+
+
+class MassBalanceCfg(Config):
+    """The box's water balance in L_RRE (study networks): ``points`` space points at each of ``times`` times
+    (0 points: left out)."""
+
+    points: Annotated[int, Field(ge=0)]
+    times: Cells
+
+
+class PhysicsCfg(Config):
+    """The physics term's points for the study networks: ``collocation`` points drawn by the train stage
+    uniformly over the space-time box (time evenly in the network's time feature; the paper's network keeps the
+    generated collocation instances), ``initial_points`` at t = 0 for the initial condition (every network) and
+    the water balance's points."""
+
+    collocation: Cells
+    initial_points: Cells
+    mass_balance: MassBalanceCfg
+    # p: the study networks' residual at time t weighted ((t + t_c) / (t_end + t_c))^p, t_c the network's log_time
+    # (0 when null); 0: unweighted
+    time_weight: NonNegative
+
+
+class ForwardCfg(Config):
+    """The physics-only forward check: the chosen study network trained on L_RRE alone (no sensors)."""
+
+    enabled: bool
+    optimizer: OptimizerSpec
+    iterations: Cells
+    # the network's output scaling spans psi0 alone, or psi0 and the uniform-drying head of the mass balance
+    # (fitting.mass_balance_head: no readings tell a physics-only network how far psi falls)
+    output_range: Literal["psi0", "mass_balance"]
+
+
 class SelectionCfg(Config):
     weights: Annotated[list[NonNegative], Field(min_length=1)]
     optimizer: OptimizerSpec
@@ -119,6 +166,7 @@ class SoilStudyCfg(Config):
 class StudiesCfg(Config):
     optimizer: OptimizerSpec
     iterations: Cells
+    seeds: Cells  # network initializations per study setting (P-DL and data-only paired per seed)
     sparse: list[SparseCfg]
     forecast: bool
     forecast_fraction: float = Field(gt=0, lt=1)
@@ -131,14 +179,20 @@ class RunCfg(Config):
     iterations: Cells
     # an optional per-run override of rre.train.residual_weight (absent: the run uses that value)
     residual_weight: ResidualWeight | None = None
+    # which network: the paper's (rre.train.hidden x layers, linear; absent: this) or the study network chosen
+    # from rre.train.networks by the protocol
+    network: Literal["paper", "study"] = "paper"
 
 
 class TrainCfg(Config):
     seed: int
     device: Literal["auto", "cpu", "cuda"]
     cases: Cases
-    hidden: Cells
+    hidden: Cells  # the paper's network: layers x hidden tanh units, linear output (Table 1's paper rows)
     layers: Cells
+    networks: Annotated[list[NetworkCfg], Field(min_length=1)]  # study network candidates (protocol.py)
+    physics: PhysicsCfg
+    forward: ForwardCfg
     residual_weight: ResidualWeight
     boundary: bool  # add the boundary flux conditions (known evaporation, no flow elsewhere) to L_RRE
     selection: SelectionCfg
@@ -155,9 +209,13 @@ class TrainCfg(Config):
 
     @model_validator(mode="after")
     def _runs_are_distinct(self) -> TrainCfg:
-        keys = [(r.optimizer.name, r.batch, r.residual_weight) for r in self.runs]
+        keys = [(r.optimizer.name, r.batch, r.residual_weight, r.network) for r in self.runs]
         if len(set(keys)) != len(keys):
-            raise ValueError(".runs: each (optimizer name, batch, residual_weight) may appear once")
+            raise ValueError(".runs: each (optimizer name, batch, residual_weight, network) may appear once")
+        for k, r in enumerate(self.runs):
+            if r.batch == "mini" and r.optimizer.entry.needs_full_batch:
+                raise ValueError(f".runs[{k}]: {r.optimizer.name} needs batch: full (a line search on mini-batches "
+                                 "compares losses of different batches)")
         return self
 
 

@@ -16,6 +16,7 @@ in plain tensor operations, so training back-propagates through them with ordina
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,32 +26,72 @@ from .soil import VanGenuchten, capacity, conductivity, conductivity_derivative
 INPUTS = ("x", "y", "z", "t")
 
 
-class PsiNet(nn.Module):
-    """Fully connected tanh network. Inputs are mapped to [-1, 1] with ``lo``/``hi``; psi = centre + scale * out."""
+TRANSFORMS = ("linear", "neg_exp")
 
-    def __init__(self, hidden: int, layers: int, lo, hi, psi_centre: float, psi_scale: float) -> None:
+
+class PsiNet(nn.Module):
+    """Fully connected tanh network. Inputs are mapped to [-1, 1] with ``lo``/``hi`` (time first through
+    log(1 + t / log_time) when ``log_time`` is given, so the early transient gets its share of the input range);
+    the output N becomes v = centre + scale * N and psi = v (``transform`` 'linear') or psi = -exp(v) ('neg_exp':
+    psi < 0 everywhere, as Bandai and Ghezzehei 2022; centre and scale are then those of log(-psi)).
+    ``hard_initial`` (psi0 cm, tau s): the initial condition is built into the output, v = v0 + g(t) (centre - v0
+    + scale N) with g = 1 - exp(-t / tau) and v0 = psi0 (linear) or log(-psi0) (neg_exp), so psi(x, 0) = psi0
+    exactly and the initial condition cannot be traded against the residual."""
+
+    def __init__(self, hidden: int, layers: int, lo, hi, psi_centre: float, psi_scale: float,
+                 transform: str = "linear", log_time: float | None = None,
+                 hard_initial: tuple[float, float] | None = None) -> None:
         super().__init__()
+        if transform not in TRANSFORMS:
+            raise ValueError(f"unknown output transform {transform!r}")
+        self.transform, self.log_time = transform, log_time
+        self.hard_tau = None if hard_initial is None else float(hard_initial[1])
+        if hard_initial is not None:
+            psi0 = float(hard_initial[0])
+            if transform == "neg_exp" and not psi0 < 0:
+                raise ValueError(f"a neg_exp output needs psi0 < 0 for a hard initial condition, got {psi0}")
+            self.register_buffer("v0", torch.tensor(psi0 if transform == "linear" else float(np.log(-psi0))))
         sizes = [4] + [hidden] * layers + [1]
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        lo = torch.as_tensor(lo, dtype=torch.float64)
-        hi = torch.as_tensor(hi, dtype=torch.float64)
+        lo = self._time_feature(torch.as_tensor(lo, dtype=torch.float64))
+        hi = self._time_feature(torch.as_tensor(hi, dtype=torch.float64))
         self.register_buffer("in_centre", ((hi + lo) / 2).float())
-        self.register_buffer("in_scale", (2 / (hi - lo)).float())  # d(scaled input)/d(input)
+        self.register_buffer("in_scale", (2 / (hi - lo)).float())  # d(scaled input)/d(input feature)
         self.register_buffer("psi_centre", torch.tensor(float(psi_centre)))
         self.register_buffer("psi_scale", torch.tensor(float(psi_scale)))
         for lin in self.linears:  # Glorot normal, zero bias (the usual PINN start)
             nn.init.xavier_normal_(lin.weight)
             nn.init.zeros_(lin.bias)
 
+    def _time_feature(self, coords: torch.Tensor) -> torch.Tensor:
+        if self.log_time is None:
+            return coords
+        return torch.cat([coords[..., :3], torch.log1p(coords[..., 3:] / self.log_time)], dim=-1)
+
     def scaled(self, coords: torch.Tensor) -> torch.Tensor:
-        return (coords - self.in_centre) * self.in_scale
+        return (self._time_feature(coords) - self.in_centre) * self.in_scale
+
+    def _gate(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """g(t) = 1 - exp(-t / tau) of the hard initial condition and g'(t)."""
+        e = torch.exp(-t / self.hard_tau)
+        return 1 - e, e / self.hard_tau
+
+    def _value(self, out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """v (psi or log(-psi)) from the network output N."""
+        v = self.psi_centre + self.psi_scale * out
+        if self.hard_tau is None:
+            return v
+        return self.v0 + self._gate(t)[0] * (v - self.v0)
+
+    def _output(self, v: torch.Tensor) -> torch.Tensor:
+        return v if self.transform == "linear" else -torch.exp(v)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """psi (N,) at physical coordinates (N, 4) = (x, y, depth, t) in cm and s."""
         a = self.scaled(coords)
         for lin in self.linears[:-1]:
             a = torch.tanh(lin(a))
-        return self.psi_centre + self.psi_scale * self.linears[-1](a).squeeze(-1)
+        return self._output(self._value(self.linears[-1](a).squeeze(-1), coords[:, 3]))
 
     def derivatives(self, coords: torch.Tensor) -> dict[str, torch.Tensor]:
         """psi and psi_x, psi_y, psi_z, psi_t, psi_xx, psi_yy, psi_zz (z = depth), each (N,), physical units."""
@@ -58,16 +99,27 @@ class PsiNet(nn.Module):
         biases = [lin.bias for lin in self.linears]
         value, first, second = taylor_forward(self.scaled(coords), weights, biases)
         c, k = self.in_scale, self.psi_scale
-        return {
-            "psi": self.psi_centre + k * value,
-            "psi_x": k * c[0] * first[0],
-            "psi_y": k * c[1] * first[1],
-            "psi_z": k * c[2] * first[2],
-            "psi_t": k * c[3] * first[3],
-            "psi_xx": k * c[0] ** 2 * second[0],
-            "psi_yy": k * c[1] ** 2 * second[1],
-            "psi_zz": k * c[2] ** 2 * second[2],
-        }
+        dt = c[3] if self.log_time is None else c[3] / (self.log_time + coords[:, 3])
+        v1 = [k * c[0] * first[0], k * c[1] * first[1], k * c[2] * first[2], k * dt * first[3]]
+        v2 = [k * c[i] ** 2 * second[i] for i in range(3)]
+        v = self.psi_centre + k * value
+        if self.hard_tau is not None:  # v = v0 + g(t) (w - v0): v_i = g w_i, v_t = g' (w - v0) + g w_t
+            g, dg = self._gate(coords[:, 3])
+            v1 = [g * v1[0], g * v1[1], g * v1[2], dg * (v - self.v0) + g * v1[3]]
+            v2 = [g * d for d in v2]
+            v = self.v0 + g * (v - self.v0)
+        # psi = f(v): linear f(v) = v; neg_exp f = -exp(v), f' = f'' = psi, so
+        # psi_i = psi v_i and psi_ii = psi (v_ii + v_i^2)
+        psi = self._output(v)
+        if self.transform == "linear":
+            out = {"psi": psi, "psi_t": v1[3]}
+            for i, name in enumerate(INPUTS[:3]):
+                out[f"psi_{name}"], out[f"psi_{name}{name}"] = v1[i], v2[i]
+        else:
+            out = {"psi": psi, "psi_t": psi * v1[3]}
+            for i, name in enumerate(INPUTS[:3]):
+                out[f"psi_{name}"], out[f"psi_{name}{name}"] = psi * v1[i], psi * (v2[i] + v1[i] ** 2)
+        return out
 
 
 def taylor_forward(xs: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]

@@ -15,7 +15,7 @@ STYLE = {"pdl": ("P-DL (w by protocol)", "o-"), "data": ("data-only (w = 0)", "s
 
 def run_label(r: dict) -> str:
     """'adam-full', or 'adam-full-w0.25' for a run with its own residual weight."""
-    name = f"{r['optimizer']}-{r['batch']}"
+    name = f"{r['optimizer']}-{r['batch']}" + ("" if r["network"] == "paper" else "-study")
     return f"{name}-w{r['residual_weight']:g}" if r["override"] else name
 
 
@@ -74,19 +74,21 @@ def theta_map_figure(th: np.ndarray, preds: dict[str, np.ndarray], soil, g: dict
 
 
 def study_sensors_figure(results: list[dict], cfg: TrainCfg):
-    """re_psi against the number of sensor probes: the sparse settings and Table 1's full set."""
+    """re_psi against the number of sensor probes: the sparse settings (first initialization) and Table 1's full
+    set (the paper's network, Adam full batch)."""
     cases = list(dict.fromkeys(r["case"] for r in results))
     fig, ax = new_figure(1, len(cases), size=(4.6 * len(cases), 3.4))
     names = [f"sparse-{s.locations}x{s.layers}" for s in cfg.studies.sparse]
     for j, case in enumerate(cases):
         rows = [r for r in results if r["case"] == case]
-        full = {"pdl": [r for r in rows if r["setting"] == "table1" and r["kind"] == "run" and not r["override"]
-                        and (r["optimizer"], r["batch"]) == ("adam", "full")],
-                "data": [r for r in rows if r["setting"] == "table1" and r["kind"] == "run" and r["override"]
+        paper = [r for r in rows if r["setting"] == "table1" and r["kind"] == "run" and r["network"] == "paper"]
+        full = {"pdl": [r for r in paper if not r["override"] and (r["optimizer"], r["batch"]) == ("adam", "full")],
+                "data": [r for r in paper if r["override"]
                          and (r["optimizer"], r["batch"], r["residual_weight"]) == ("adam", "full", 0.0)],
                 "interpolation": [r for r in rows if r["setting"] == "table1" and r["kind"] == "interpolation"]}
         for kind, (label, fmt) in STYLE.items():
-            pts = [(r["probes"], r["re_psi"]) for r in rows if r["setting"] in names and r["kind"] == kind]
+            pts = [(r["probes"], r["re_psi"]) for r in rows if r["setting"] in names and r["kind"] == kind
+                   and r.get("init", 0) == 0]
             pts += [(r["probes"], r["re_psi"]) for r in full[kind]]
             pts = sorted(p for p in pts if p[1] is not None)
             if pts:

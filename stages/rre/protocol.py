@@ -16,6 +16,10 @@ fill in) and the latest
 ``forecast_holdout`` part of the training window for the forecast (so it measures extrapolation in time). With
 only two layers the deeper one is held out (the selection networks then see one layer).
 The reported networks then train on all the setting's readings with the chosen w.
+
+The study network (rre.train.networks) is chosen by the same rule on the table1 setting: every candidate network
+with every candidate w, the lowest held-out misfit wins; the other settings then choose w for that network. The
+paper's network keeps its own w (Table 1's paper rows).
 """
 
 from __future__ import annotations
@@ -69,3 +73,13 @@ def choose(scores: dict[float, float]) -> float:
     if not finite:
         raise UserError("rre selection: every candidate weight diverged")
     return max(finite, key=lambda w: (-finite[w], w))
+
+
+def choose_network(scores: dict[str, dict[float, float]]) -> tuple[str, float]:
+    """The (network, w) with the lowest held-out misfit over every candidate network's candidate weights; among
+    equal scores the larger w, then the earlier network."""
+    order = list(scores)
+    finite = {(net, w): s for net, by_w in scores.items() for w, s in by_w.items() if np.isfinite(s)}
+    if not finite:
+        raise UserError("rre selection: every candidate network and weight diverged")
+    return min(finite, key=lambda k: (finite[k], -k[1], order.index(k[0])))

@@ -96,3 +96,12 @@ def conductivity_derivative(psi: Any, soil: VanGenuchten) -> Any:
     # du/dpsi = -alpha where unsaturated, 0 where saturated
     unsat = (u > 0) * 1.0
     return -soil.alpha * dk_du * unsat
+
+
+def head(theta_value: float, soil: VanGenuchten) -> float:
+    """The pressure head (cm) at which the retention curve gives ``theta_value`` (the inverse of ``theta``):
+    0 at or above theta_s; theta_value is kept 0.1 % of the range above theta_r, where psi is still finite."""
+    import numpy as np
+
+    se = float(np.clip((theta_value - soil.theta_r) / (soil.theta_s - soil.theta_r), 1e-3, 1.0))
+    return -float((se ** (-1.0 / soil.m) - 1.0) ** (1.0 / soil.n)) / soil.alpha

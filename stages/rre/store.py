@@ -5,7 +5,10 @@ data/rre/
   solver.json                          generate: solver counts and mass balance per case (no wall times)
   models/<case>/<file>.pt              train: the weights of every kept (not diverged) network
   models/{runs,selection,history}.parquet   train: one record per network, the selection scores, loss histories
-  results/{runs,selection,soil}.parquet     evaluate: the records with their errors, the selection, the soil study
+  .models.partial/                     train, while it runs: the new models/ (renamed to models/ at the end, so
+                                       an interrupted run leaves the previous run's models and records together)
+  results/{runs,selection,soil,studies}.parquet   evaluate: the records with their errors (and L_RRE on the
+                                       solver's grid), the selection, the soil study, the studies over seeds
   metrics.json, figures/*.png          evaluate: headline numbers (flat, for dvc metrics), figures
 Wall times go to data/timings/rre-<stage>.json (not tracked by DVC).
 """
@@ -25,23 +28,39 @@ TASK = "rre"
 COORDS = ("x", "y", "z", "t")
 F64, I64, STR, BOOL = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 
-# one row per trained network (train stage); setting: table1 | sparse-<L>x<K> | forecast | soil;
-# kind: run (Table 1) | pdl | data (studies) | soil
+# one row per trained network (train stage); setting: table1 | sparse-<L>x<K> | forecast | soil | forward;
+# kind: run (Table 1) | pdl | data (studies) | soil | physics (the physics-only forward check);
+# network: paper | study-<k> (rre.train.networks[k]), architecture: its description; init: the network
+# initialization (studies: one per seed);
+# lbfgs_*: what L-BFGS really did (iterations, loss evaluations, steps that moved), null without L-BFGS
 TRAIN_RUNS = pa.schema([
     ("case", STR), ("run", I64), ("setting", STR), ("kind", STR), ("optimizer", STR), ("batch", STR), ("lr", F64),
     ("weight_rule", STR), ("override", BOOL), ("residual_weight", F64), ("seed", I64), ("iterations", I64),
-    ("iterations_run", I64), ("diverged", BOOL), ("divergence", STR), ("model", STR),
+    ("iterations_run", I64), ("diverged", BOOL), ("divergence", STR), ("model", STR), ("network", STR),
+    ("architecture", STR), ("init", I64), ("lbfgs_iterations", I64), ("lbfgs_evaluations", I64), ("lbfgs_moved", I64),
 ])
 # evaluate: the train records plus their errors, and one 'interpolation' row (the baseline) per case and setting
 RESULTS = pa.schema(list(TRAIN_RUNS) + [
     ("re_psi", F64), ("re_theta", F64), ("final_loss", F64), ("final_l_data", F64), ("final_l_rre", F64),
     ("iterations_to_converge", I64), ("converged", BOOL), ("sensors", I64), ("probes", I64), ("t_split", F64),
+    ("l_rre_grid", F64), ("l_rre_norm", F64),
 ])
-SELECTION = pa.schema([("case", STR), ("setting", STR), ("w", F64), ("heldout_rms", F64), ("chosen", BOOL)])
+# held-out misfit per (setting, network, w); chosen: that network's w in that setting; study: the study network
+SELECTION = pa.schema([("case", STR), ("setting", STR), ("network", STR), ("w", F64), ("heldout_rms", F64),
+                       ("chosen", BOOL), ("study", BOOL)])
 HISTORY = pa.schema([("case", STR), ("run", I64), ("iteration", I64), ("loss", F64), ("loss_data", F64),
                      ("loss_rre", F64)])
-SOIL = pa.schema([("case", STR), ("parameter", STR), ("init", F64), ("learned", F64), ("true", F64),
-                  ("rel_error", F64)])
+# the soil study, one row per network initialization and parameter (init: the parameter's start value)
+SOIL = pa.schema([("case", STR), ("initialization", I64), ("parameter", STR), ("init", F64), ("learned", F64),
+                  ("true", F64), ("rel_error", F64)])
+# per case and study setting: the runs over seeds (evaluation.study_summary)
+STUDIES = pa.schema([
+    ("case", STR), ("setting", STR), ("seeds", I64), ("probes", I64), ("t_split", F64), ("w", F64),
+    ("pdl_mean", F64), ("pdl_sd", F64), ("data_mean", F64), ("data_sd", F64), ("interpolation", F64),
+    ("diff_mean", F64), ("diff_sd", F64), ("gain", F64), ("pdl_better", BOOL), ("target", BOOL),
+    ("pdl_theta", F64), ("data_theta", F64), ("interpolation_theta", F64), ("pdl_l_rre_norm", F64),
+    ("data_l_rre_norm", F64),
+])
 SENSORS = {**dict.fromkeys(COORDS, F64), "psi_obs": F64}
 BOUNDARY = {**dict.fromkeys(COORDS, F64), "axis": I64, "flux": F64}
 SOLUTION = {**dict.fromkeys(COORDS, F64), "psi": F64, "theta": F64}
@@ -84,8 +103,13 @@ def read_rows(path: Path, schema: pa.Schema) -> list[dict]:
     return table.select(schema.names).to_pylist()
 
 
-def train_paths(task_dir: Path) -> dict[str, tuple[Path, pa.Schema]]:
-    m = Path(task_dir) / "models"
+def models_dir(task_dir: Path, staging: bool = False) -> Path:
+    """data/rre/models, or with ``staging`` the folder the train stage writes before it swaps it in."""
+    return Path(task_dir) / (".models.partial" if staging else "models")
+
+
+def train_paths(task_dir: Path, staging: bool = False) -> dict[str, tuple[Path, pa.Schema]]:
+    m = models_dir(task_dir, staging)
     return {"runs": (m / "runs.parquet", TRAIN_RUNS), "selection": (m / "selection.parquet", SELECTION),
             "history": (m / "history.parquet", HISTORY)}
 
@@ -93,20 +117,20 @@ def train_paths(task_dir: Path) -> dict[str, tuple[Path, pa.Schema]]:
 def result_paths(task_dir: Path) -> dict[str, tuple[Path, pa.Schema]]:
     r = Path(task_dir) / "results"
     return {"runs": (r / "runs.parquet", RESULTS), "selection": (r / "selection.parquet", SELECTION),
-            "soil": (r / "soil.parquet", SOIL)}
+            "soil": (r / "soil.parquet", SOIL), "studies": (r / "studies.parquet", STUDIES)}
 
 
 def read_all(paths: dict[str, tuple[Path, pa.Schema]]) -> dict[str, list[dict]]:
     return {name: read_rows(path, schema) for name, (path, schema) in paths.items()}
 
 
-def model_path(task_dir: Path, case: str, name: str) -> Path:
-    return Path(task_dir) / "models" / case / name
+def model_path(task_dir: Path, case: str, name: str, staging: bool = False) -> Path:
+    return models_dir(task_dir, staging) / case / name
 
 
-def save_model(task_dir: Path, case: str, name: str, state: dict | None) -> None:
+def save_model(task_dir: Path, case: str, name: str, state: dict | None, staging: bool = False) -> None:
     """Save a kept network's state; a diverged one (``state`` None) leaves no file (an older one is removed)."""
-    path = model_path(task_dir, case, name)
+    path = model_path(task_dir, case, name, staging)
     if state is None:
         path.unlink(missing_ok=True)
     else:

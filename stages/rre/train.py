@@ -2,9 +2,17 @@
 
 Scaling (ours; the paper does not state its units): L_D is the mean square of (psi_hat - psi_m) / psi_scale and
 L_RRE the mean square of r / r_scale with r_scale = (theta_s - theta_r) / t_end, so both are of order one at the
-start. When boundary points are given, L_RRE also holds the mean square of the boundary flux residual
+start (with ``time_weight``, r at time t is weighted ((t + t_c) / (t_end + t_c))^p: the early drainage
+transient, whose terms are 10-100x those of the slow drying, no longer drowns it). When boundary points are given,
+L_RRE also holds the mean square of the boundary flux residual
 (K (psi_z - 1) - E on the top face, where E is the known evaporation flux; zero normal flux on the bottom and the
-sides; scaled by r_scale * lz): without it the RRE residual is blind to the forcing that drives the problem.
+sides; scaled by r_scale * lz): without it the RRE residual is blind to the forcing that drives the problem. With
+initial points, it also holds the mean square of (psi(x, 0) - psi0) / psi_scale: the initial condition the solver
+starts from. With a ``MassBalance``, it also holds the integral form of eq. 6 over the box: the mean water content
+at a few times equals the initial one minus what the known top flux removed (no flow through the other faces),
+scaled by theta_s - theta_r (r_scale integrated over the run). Without it a network can balance the evaporation
+with water drawn in through the no-flow faces or a residual spread thin over the box, and stay near its initial
+state (see the report). Without sensors L_D is 0 (the physics-only forward problem).
 With ``soil`` a ``SoilParams`` module, alpha, n and K_s are learned jointly with the network. A mini-batch
 iteration uses ``batch_size`` sensor readings, collocation and boundary points, each drawn by walking through a
 fresh permutation per epoch.
@@ -21,10 +29,10 @@ import torch
 
 from phys_ml.stages.common.divergence import DivergenceGuard
 from phys_ml.stages.common.errors import UserError
-from phys_ml.stages.common.optim import build_optimizer
+from phys_ml.stages.common.optim import build_optimizer, line_search_counts
 
 from .model import PsiNet, autograd_derivatives, residual
-from .soil import VanGenuchten, conductivity
+from .soil import VanGenuchten, conductivity, theta
 
 
 WARMUP = 5  # iterations left out of ms_per_iteration
@@ -65,6 +73,37 @@ class SoilParams(torch.nn.Module):
 
 
 @dataclass
+class Initial:
+    """Initial-condition points: coordinates (Ni, 4) at t = 0 and the known initial pressure head psi0 (cm): one
+    value, or one per point (Ni,)."""
+
+    points: torch.Tensor
+    psi0: float | torch.Tensor
+
+    def subset(self, idx: torch.Tensor) -> "Initial":
+        return Initial(self.points[idx], self.psi0[idx] if isinstance(self.psi0, torch.Tensor) else self.psi0)
+
+
+@dataclass
+class MassBalance:
+    """The box's water balance: ``points`` (Nt * Nq, 4), Nq space points at each of Nt times (time-major), the
+    water (cm^3 per cm^3 of box) the known top flux has removed by each time (Nt,), and psi0 (cm), the initial
+    state whose water content (under the soil being used, learned or known) it is removed from."""
+
+    points: torch.Tensor
+    removed: torch.Tensor
+    psi0: float
+
+    def misfit(self, net: PsiNet, soil: VanGenuchten, unsaturated: bool = False) -> torch.Tensor:
+        """(mean theta of the network at each time - target) / (theta_s - theta_r), (Nt,). ``unsaturated``: psi
+        kept below 0 (a learned soil's gradient in n is NaN at psi = 0)."""
+        psi = net(self.points)
+        th = theta(psi.clamp(max=-1e-3) if unsaturated else psi, soil).reshape(self.removed.shape[0], -1).mean(dim=1)
+        th0 = theta(torch.full_like(self.removed, self.psi0), soil)
+        return (th - th0 + self.removed) / (soil.theta_s - soil.theta_r)
+
+
+@dataclass
 class TrainData:
     sensors: torch.Tensor  # (Nm, 4) x, y, depth, t
     psi_obs: torch.Tensor  # (Nm,)
@@ -75,6 +114,11 @@ class TrainData:
     derivatives: str = "taylor"  # taylor: forward-mode (PsiNet.derivatives) | autograd: nested reverse mode
     compile: bool = False  # torch.compile the full-batch training loss (fuses the forward-mode elementwise work)
     boundary: Boundary | None = None  # flux conditions added to the physics term
+    initial: Initial | None = None  # the initial condition psi(x, 0) = psi0, added to the physics term
+    mass: MassBalance | None = None  # the box's water balance, added to the physics term
+    # (t_c, p): the residual at time t weighted ((t + t_c) / (t_end + t_c))^p (p = 1: eq. 6 written in the time
+    # feature log(1 + t / t_c)); None: unweighted
+    time_weight: tuple[float, float] | None = None
 
     @property
     def r_scale(self) -> float:
@@ -93,6 +137,7 @@ class TrainResult:
     diverged: bool = False  # the shared DivergenceGuard's rule; the run stopped there
     divergence: str | None = None  # why (the guard's reason)
     soil: dict[str, list[float]] = field(default_factory=dict)  # learned alpha, n, k_s at each logged iteration
+    line_search: dict[str, int] | None = None  # L-BFGS iterations, evaluations and moves (optim.line_search_counts)
 
 
 def boundary_residual(net: PsiNet, bnd: Boundary, soil: VanGenuchten, derivatives: str,
@@ -107,30 +152,44 @@ def boundary_residual(net: PsiNet, bnd: Boundary, soil: VanGenuchten, derivative
 
 
 def losses(net: PsiNet, data: TrainData, sensors: torch.Tensor, psi_obs: torch.Tensor, colloc: torch.Tensor,
-           weight: float, boundary: Boundary | None = None, soil: VanGenuchten | None = None
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total, L_D, L_RRE) on the given sensor readings, collocation points and boundary points."""
+           weight: float, boundary: Boundary | None = None, soil: VanGenuchten | None = None,
+           initial: Initial | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, L_D, L_RRE) on the given sensor readings, collocation, boundary and initial points. L_D is 0
+    without sensors (the physics-only forward problem)."""
     learned = soil is not None
     soil = data.soil if soil is None else soil
-    l_data = ((net(sensors) - psi_obs) / data.psi_scale).pow(2).mean()
+    l_data = _data_term(net, data, sensors, psi_obs)
     d = autograd_derivatives(net, colloc) if data.derivatives == "autograd" else net.derivatives(colloc)
     if learned:  # d u^(n-1) / dn = u^(n-1) ln u is NaN at u = 0: keep a learned soil's psi unsaturated
         d = {**d, "psi": d["psi"].clamp(max=-1e-3)}
     r = residual(d, soil) / data.r_scale
+    if data.time_weight is not None:
+        t_c, p = data.time_weight
+        r = r * ((colloc[:, 3] + t_c) / (data.t_end + t_c)) ** p
     l_rre = r.pow(2).mean()
     if boundary is not None:
         b = boundary_residual(net, boundary, soil, data.derivatives, learned) / (data.r_scale * boundary.lz)
         l_rre = l_rre + b.pow(2).mean()
+    if initial is not None:  # psi(x, 0) = psi0, scaled like L_D
+        l_rre = l_rre + ((net(initial.points) - initial.psi0) / data.psi_scale).pow(2).mean()
+    if data.mass is not None:
+        l_rre = l_rre + data.mass.misfit(net, soil, learned).pow(2).mean()
     return l_data + weight * l_rre, l_data, l_rre
 
 
-def _data_losses(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None):
-    l_data = ((net(sensors) - psi_obs) / data.psi_scale).pow(2).mean()
+def _data_term(net, data, sensors, psi_obs):
+    if sensors.shape[0] == 0:
+        return torch.zeros((), dtype=data.colloc.dtype, device=data.colloc.device)
+    return ((net(sensors) - psi_obs) / data.psi_scale).pow(2).mean()
+
+
+def _data_losses(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None, initial=None):
+    l_data = _data_term(net, data, sensors, psi_obs)
     return l_data, l_data, torch.zeros(())
 
 
-def _terms(net, data, sensors, psi_obs, colloc, boundary=None):
-    _, l_data, l_rre = losses(net, data, sensors, psi_obs, colloc, 0.0, boundary)
+def _terms(net, data, sensors, psi_obs, colloc, boundary=None, initial=None):
+    _, l_data, l_rre = losses(net, data, sensors, psi_obs, colloc, 0.0, boundary, None, initial)
     return l_data, l_rre
 
 
@@ -154,8 +213,8 @@ def _compiled_losses():
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
     terms = torch.compile(_terms, dynamic=False)
 
-    def compiled(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None):
-        l_data, l_rre = terms(net, data, sensors, psi_obs, colloc, boundary)
+    def compiled(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None, initial=None):
+        l_data, l_rre = terms(net, data, sensors, psi_obs, colloc, boundary, initial)
         return l_data + weight * l_rre, l_data, l_rre
 
     return compiled
@@ -180,10 +239,11 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
     physics_losses = step_losses
     result = TrainResult(iterations=iterations)
     nm, nf = data.psi_obs.shape[0], data.colloc.shape[0]
-    bnd = data.boundary
+    bnd, ini = data.boundary, data.initial
     nb = bnd.points.shape[0] if bnd is not None else 0
-    perm_m = perm_f = perm_b = None
-    pos_m = pos_f = pos_b = 0
+    ni = ini.points.shape[0] if ini is not None else 0
+    perm_m = perm_f = perm_b = perm_i = None
+    pos_m = pos_f = pos_b = pos_i = 0
     if soil is not None:
         result.soil = {"alpha": [], "n": [], "k_s": []}
 
@@ -195,7 +255,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
     def log(it: int) -> None:
         with torch.no_grad():
             total, ld, lr = losses(net, data, data.sensors, data.psi_obs, data.colloc, weight, bnd,
-                                   None if soil is None else soil.soil())
+                                   None if soil is None else soil.soil(), ini)
         if soil is not None:
             for key, value in soil.values().items():
                 result.soil[key].append(value)
@@ -210,7 +270,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
     for it in progress(steps) if progress else steps:
         t0 = time.perf_counter()
         if batch == "full":
-            s, p, c, b = data.sensors, data.psi_obs, data.colloc, bnd
+            s, p, c, b, i0 = data.sensors, data.psi_obs, data.colloc, bnd, ini
         else:
             perm_m, pos_m, im = take(perm_m, pos_m, nm)
             perm_f, pos_f, jf = take(perm_f, pos_f, nf)
@@ -219,6 +279,10 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
             if bnd is not None:
                 perm_b, pos_b, jb = take(perm_b, pos_b, nb)
                 b = bnd.subset(jb)
+            i0 = None
+            if ini is not None:
+                perm_i, pos_i, ji = take(perm_i, pos_i, ni)
+                i0 = ini.subset(ji)
 
         # a data-only step (w = 0, or during the warm-up): the physics term would be multiplied by 0, so it is
         # not computed
@@ -228,10 +292,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
 
         def closure():
             opt.zero_grad(set_to_none=True)
-            if soil is None:
-                total, _, _ = step_losses(net, data, s, p, c, weight, b)
-            else:
-                total, _, _ = step_losses(net, data, s, p, c, weight, b, soil.soil())
+            total, _, _ = step_losses(net, data, s, p, c, weight, b, None if soil is None else soil.soil(), i0)
             total.backward()
             return total
 
@@ -252,6 +313,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
             break
         if it % log_every == 0 or it == iterations:
             log(it)
+    result.line_search = line_search_counts(opt)
     result.ms_per_iteration = 1000.0 * (timed / (result.iterations - WARMUP) if result.iterations > WARMUP
                                         else result.seconds / max(result.iterations, 1))
     return result

@@ -2,6 +2,7 @@
 loss against the eager one; the RRE residual is near zero on the solver's own solution."""
 
 import numpy as np
+import pytest
 import torch
 
 from phys_ml.stages.rre.model import PsiNet, autograd_derivatives, residual
@@ -24,6 +25,34 @@ def points(n=300):
 def test_forward_mode_derivatives_match_autograd():
     net, x = small_net(), points()
     ours, ref = net.derivatives(x), autograd_derivatives(net, x)
+    for key in ref:
+        torch.testing.assert_close(ours[key], ref[key], rtol=1e-10, atol=1e-12 * float(ref[key].detach().abs().max()))
+
+
+@pytest.mark.parametrize("transform, log_time", [("neg_exp", None), ("linear", 1.0), ("neg_exp", 10.0)])
+def test_output_transform_and_log_time_derivatives_match_autograd(transform, log_time):
+    """psi = -exp(centre + scale N) and time fed as log(1 + t / t_c): the forward-mode chain rule is exact."""
+    torch.manual_seed(0)
+    net = PsiNet(6, 3, [0, 0, 0, 0], [25, 25, 5, 3250], 2.0, 1.5, transform, log_time).double()
+    x = points()
+    ours, ref = net.derivatives(x), autograd_derivatives(net, x)
+    assert bool((ours["psi"] < 0).all()) or transform == "linear"
+    for key in ref:
+        torch.testing.assert_close(ours[key], ref[key], rtol=1e-10, atol=1e-12 * float(ref[key].detach().abs().max()))
+
+
+@pytest.mark.parametrize("transform", ["linear", "neg_exp"])
+def test_hard_initial_condition_is_exact_at_t0_and_its_derivatives_match_autograd(transform):
+    """psi = f(v0 + g(t) (v - v0)), g = 1 - exp(-t / tau): psi(x, 0) = psi0 whatever the weights, and the
+    forward-mode derivatives (the gate's g' in psi_t included) are exact."""
+    torch.manual_seed(0)
+    net = PsiNet(6, 3, [0, 0, 0, 0], [25, 25, 5, 3250], 2.0, 1.5, transform, 1.0, (-1.0, 2.0)).double()
+    x = points()
+    x[:20, 3] = 0.0
+    x[20:60, 3] = x[20:60, 3] / 1000  # within a few tau of t = 0
+    ours, ref = net.derivatives(x), autograd_derivatives(net, x)
+    torch.testing.assert_close(ours["psi"][:20], torch.full((20,), -1.0, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert float((ours["psi"][20:] + 1).detach().abs().max()) > 0.1  # the gate opens: later, the network's own
     for key in ref:
         torch.testing.assert_close(ours[key], ref[key], rtol=1e-10, atol=1e-12 * float(ref[key].detach().abs().max()))
 

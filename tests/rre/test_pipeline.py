@@ -55,10 +55,13 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
     settings = {(r["setting"], r["kind"]) for r in runs}
     assert {("table1", "run"), ("table1", "interpolation"), ("sparse-3x2", "pdl"), ("sparse-3x2", "data"),
             ("sparse-3x2", "interpolation"), ("forecast", "pdl"), ("forecast", "interpolation"),
-            ("soil", "soil")} <= settings
+            ("soil", "soil"), ("forward", "physics")} <= settings
+    seeds = params["rre"]["train"]["studies"]["seeds"]
+    assert sorted(r["init"] for r in runs if (r["setting"], r["kind"]) == ("sparse-3x2", "pdl")) == list(range(seeds))
     assert any(r["override"] and r["residual_weight"] == 0.25 for r in runs)
     metrics = json.loads((a.task_dir / "metrics.json").read_text())
     assert "patch.adam-full.re_psi" in metrics and "patch.interpolation.re_psi" in metrics
+    assert "patch.forward.re_psi" in metrics and metrics["patch.solver_l_rre_norm"] > 0
     assert not re.search("second|ms_per", json.dumps(metrics))
     section = report.report_section(a.data_dir)
     md = section.markdown
@@ -66,31 +69,36 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
     assert "MRST-like comparison: – (the solution itself uses the MRST-like stepping" in md
     # the report's numbers are the records' numbers
     t1 = [r for r in runs if r["setting"] == "table1" and r["kind"] == "run"]
-    rows = markdown_table_rows(md, "optimizer | batch")
+    rows = markdown_table_rows(md, "optimizer | network")
     assert len(rows) == len(t1) + 1
     for r in t1:
-        label = r["optimizer"] + (" data-only" if r["override"] and r["residual_weight"] == 0 else "")
-        row = next(x for x in rows if x[:3] == [label, r["batch"], fmt(r["residual_weight"])])
-        assert row[3] == fmt(r["re_psi"]) and row[6] == fmt(r["re_theta"])
-        assert row[9] == fmt(r["final_l_data"]) and row[10] == fmt(r["final_l_rre"])
-        assert row[11] == fmt(r["iterations_run"])
+        row = next(x for x in rows if x[:4] == [report.run_label(r), r["architecture"], r["batch"],
+                                                fmt(r["residual_weight"])])
+        assert row[4] == fmt(r["re_psi"]) and row[7] == fmt(r["re_theta"])
+        assert row[10] == fmt(r["final_l_data"]) and row[11] == fmt(r["final_l_rre"])
+        assert row[12] == fmt(r["l_rre_norm"]) and row[13] == fmt(r["iterations_run"])
     base = next(r for r in runs if r["setting"] == "table1" and r["kind"] == "interpolation")
-    assert rows[-1][0] == "sensor interpolation" and rows[-1][3] == fmt(base["re_psi"])
-    study = markdown_table_rows(md, "case | setting | probes")
-    for row in study:
-        k = {r["kind"]: r for r in runs if r["setting"] == row[1]}
-        assert row[5:8] == [fmt(k["pdl"]["re_psi"]), fmt(k["data"]["re_psi"]), fmt(k["interpolation"]["re_psi"])]
-    by = {(r["setting"], r["kind"]): r["re_psi"] for r in runs if r["setting"] in {row[1] for row in study}}
-    n_data = sum(by[(s, "pdl")] < by[(s, "data")] for s in {row[1] for row in study})
-    n_interp = sum(by[(s, "pdl")] < by[(s, "interpolation")] for s in {row[1] for row in study})
-    assert f"below the data-only network's in {n_data} of {len(study)} settings" in md
-    assert f"below interpolation's in {n_interp}" in md
-    for row, rec in zip(markdown_table_rows(md, "case | parameter"), res["soil"]):
-        assert row[1:] == [rec["parameter"], fmt(rec["init"]), fmt(rec["learned"]), fmt(rec["true"]),
-                           fmt(rec["rel_error"])]
-    chosen = {(r["setting"]): r["w"] for r in res["selection"] if r["chosen"]}
-    for row in markdown_table_rows(md, "case | setting | held-out"):
-        assert row[3] == fmt(chosen[row[1]])
+    assert rows[-1][0] == "sensor interpolation" and rows[-1][4] == fmt(base["re_psi"])
+    fw = next(r for r in runs if r["setting"] == "forward")
+    row = markdown_table_rows(md, "case | network | optimizer")[0]
+    assert row[5] == fmt(fw["re_psi"]) and row[4] == f"{fw['lbfgs_iterations']} / {fw['lbfgs_evaluations']} / " \
+        f"{fw['lbfgs_moved']}" and fw["lbfgs_moved"] > 0
+    studies = {st["setting"]: st for st in res["studies"]}
+    for row in markdown_table_rows(md, "case | setting | probes"):
+        st = studies[row[1]]
+        assert row[6:10] == [report.pm(st["pdl_mean"], st["pdl_sd"]), report.pm(st["data_mean"], st["data_sd"]),
+                             fmt(st["interpolation"]), report.pm(st["diff_mean"], st["diff_sd"])]
+        pdl = [r["re_psi"] for r in runs if (r["setting"], r["kind"]) == (row[1], "pdl")]
+        data = [r["re_psi"] for r in runs if (r["setting"], r["kind"]) == (row[1], "data")]
+        assert st["seeds"] == seeds and abs(st["diff_mean"] - (sum(pdl) - sum(data)) / seeds) < 1e-12
+    n_target = sum(st["target"] for st in res["studies"])
+    assert f"met in {n_target} of {len(studies)} settings" in md
+    for row in markdown_table_rows(md, "case | parameter"):
+        rec = [r for r in res["soil"] if r["parameter"] == row[1]]
+        assert len(rec) == seeds and row[2] == fmt(rec[0]["init"]) and row[4] == fmt(rec[0]["true"])
+    chosen = {(r["setting"], r["network"]): r["w"] for r in res["selection"] if r["chosen"]}
+    for row in markdown_table_rows(md, "case | setting | network"):
+        assert row[4] == fmt(chosen[(row[1], row[2].split()[0])])
     assert report.report_section(tmp_path / "none") is None
 
 
@@ -108,8 +116,9 @@ def test_a_diverging_run_is_kept_and_marked_diverged(smoke_params, tmp_path, cap
     rec = next(r for r in store.read_all(store.result_paths(ctx.task_dir))["runs"] if r["optimizer"] == "gd")
     assert rec["diverged"] and rec["re_psi"] is None and rec["model"] is None and rec["iterations_run"] <= 5
     assert "rre patch table1 run gd-full diverged" in capsys.readouterr().err.replace("\n", " ")
-    row = next(x for x in markdown_table_rows(report.report_section(tmp_path).markdown, "optimizer | batch") if x[0] == "gd")
-    assert row[3] == "diverged" and row[6] == "diverged" and row[12] == "diverged"
+    row = next(x for x in markdown_table_rows(report.report_section(tmp_path).markdown, "optimizer | network")
+               if x[0] == "gd")
+    assert row[4] == "diverged" and row[7] == "diverged" and row[15] == "diverged"
     assert json.loads((ctx.task_dir / "metrics.json").read_text())["patch.diverged_runs"] == 1
 
 
@@ -191,3 +200,43 @@ def test_compile_without_a_cxx_compiler_is_a_clear_error(smoke_params, tmp_path,
     params["rre"]["train"]["compile"] = True
     with pytest.raises(UserError, match="rre.train.compile is true but torch.compile found no working C\\+\\+ compiler"):
         pipeline.train(StageContext(task="rre", params=params, data_dir=tmp_path), None)
+
+
+@pytest.mark.slow
+def test_an_interrupted_train_keeps_the_previous_models_and_records_together(smoke_params, tmp_path, monkeypatch):
+    """Issue 21 item 4: Ctrl-C in `phys-ml train rre` used to leave the new run's model files beside the previous
+    run's records (evaluate then mixed them, exit 0). The stage writes a staging folder and swaps it in at the end."""
+    from phys_ml.stages.common.errors import Interrupted
+
+    params = small(smoke_params, runs=[{"optimizer": {"name": "adam", "lr": 0.01}, "batch": "full", "iterations": 5},
+                                       {"optimizer": {"name": "gd", "lr": 0.01}, "batch": "mini", "iterations": 5}])
+    t = params["rre"]["train"]
+    t["studies"].update(sparse=[], forecast=False)
+    t["studies"]["soil"]["enabled"] = t["forward"]["enabled"] = False
+    ctx = StageContext(task="rre", params=params, data_dir=tmp_path)
+    pipeline.generate(ctx, None)
+    pipeline.train(ctx, None)
+    models = store.models_dir(ctx.task_dir)
+    before = {f.relative_to(models): f.read_bytes() for f in models.rglob("*") if f.is_file()}
+    assert any(str(f).endswith(".pt") for f in before)
+
+    other = copy.deepcopy(params)
+    other["rre"]["train"]["seed"] = 7  # a different run: other weights under the same file names
+    saved = []
+    real_save = store.save_model
+
+    def save_then_interrupt(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saved.append(args)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "save_model", save_then_interrupt)
+    with pytest.raises(Interrupted, match="is unchanged"):
+        pipeline.train(StageContext(task="rre", params=other, data_dir=tmp_path), None)
+    assert len(saved) == 2
+    after = {f.relative_to(models): f.read_bytes() for f in models.rglob("*") if f.is_file()}
+    assert after == before  # the previous run's models and records, together
+    assert not store.models_dir(ctx.task_dir, staging=True).exists()
+    monkeypatch.undo()
+    pipeline.evaluate(ctx, None)  # evaluates the previous run, consistently

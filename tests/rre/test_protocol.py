@@ -87,7 +87,18 @@ def test_selection_runs_without_the_truth(smoke_params, tmp_path, monkeypatch):
     monkeypatch.setattr(artifacts, "read_parquet", guarded)
     pipeline.train(ctx, None)
     out = store.read_all(store.train_paths(ctx.task_dir))
-    chosen = {r["setting"]: r["w"] for r in out["selection"] if r["chosen"]}
-    assert set(chosen) == {"table1", "sparse-2x3", "forecast"} and set(chosen.values()) <= {0.0, 0.1}
+    chosen = {(r["setting"], r["network"]): r["w"] for r in out["selection"] if r["chosen"]}
+    assert set(chosen) == {("table1", "paper"), ("table1", "study-0"), ("sparse-2x3", "study-0"),
+                           ("forecast", "study-0")} and set(chosen.values()) <= {0.0, 0.1}
     adam = next(r for r in out["runs"] if r["setting"] == "table1" and r["optimizer"] == "adam")
-    assert adam["residual_weight"] == chosen["table1"]
+    assert adam["residual_weight"] == chosen[("table1", "paper")]
+    assert {r["setting"] for r in out["runs"]} >= {"forward", "sparse-2x3", "forecast", "soil"}
+
+
+def test_choose_network_takes_the_lowest_misfit_over_networks_and_weights():
+    scores = {"study-0": {0.0: 2.0, 0.1: 1.5}, "study-1": {0.0: 1.2, 0.01: 1.6}}
+    assert protocol.choose_network(scores) == ("study-1", 0.0)
+    assert protocol.choose_network({"study-0": {0.0: 1.0, 0.1: 1.0}, "study-1": {0.1: 1.0}}) == ("study-0", 0.1)
+    assert protocol.choose_network({"study-0": {0.0: float("inf")}, "study-1": {0.1: 3.0}}) == ("study-1", 0.1)
+    with pytest.raises(UserError, match="every candidate network"):
+        protocol.choose_network({"study-0": {0.0: float("nan")}})

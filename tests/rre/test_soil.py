@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from phys_ml.stages.common.errors import UserError
-from phys_ml.stages.rre.soil import VanGenuchten, capacity, conductivity, conductivity_derivative, theta
+from phys_ml.stages.rre.soil import VanGenuchten, capacity, conductivity, conductivity_derivative, head, theta
 
 SOILS = [VanGenuchten(), VanGenuchten(alpha=0.1, n=1.5, theta_s=0.43, theta_r=0.05, k_s=1e-3)]
 
@@ -42,3 +42,30 @@ def test_torch_matches_numpy(soil):
 def test_bad_soil():
     with pytest.raises(UserError, match="n must be > 1"):
         VanGenuchten(n=1.0)
+
+
+@pytest.mark.parametrize("soil", SOILS)
+def test_head_inverts_the_retention_curve(soil):
+    for psi in (-0.5, -7.0, -53.0, -400.0):
+        assert head(float(theta(psi, soil)), soil) == pytest.approx(psi, rel=1e-9)
+    assert head(soil.theta_s, soil) == 0.0
+
+
+def test_mass_balance_head_is_the_uniform_drying_state():
+    """No flux: psi0 back; the benchmark's evaporation: the head whose water content is theta(psi0) minus
+    E t_end / lz (about -53 cm, near the solver's -49 to -59 cm at t_end)."""
+    from phys_ml.stages.rre.fitting import CaseInputs, mass_balance_head
+
+    soil = VanGenuchten()
+    meta = {"soil": soil.as_dict(), "t_end": 3250.0, "psi0": -1.0, "grid": {"lz": 5.0}, "top_flux_mean": 0.0}
+    empty = np.zeros((0, 4))
+
+    def inputs(flux):
+        return CaseInputs(empty, np.zeros(0), empty, empty, np.zeros(0, int), np.zeros(0),
+                          {**meta, "top_flux_mean": flux})
+
+    assert mass_balance_head(inputs(0.0)) == pytest.approx(-1.0, rel=1e-9)
+    flux = 0.75 / 3600
+    psi_end = mass_balance_head(inputs(flux))
+    assert float(theta(psi_end, soil)) == pytest.approx(float(theta(-1.0, soil)) - flux * 3250.0 / 5.0, rel=1e-9)
+    assert -60 < psi_end < -45

@@ -204,7 +204,6 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
         outside[loss] = float(1.0 - selection_mask(samples[loss]).mean())
         histories[loss] = store.read_history(task_dir, loss)
     models = list(tcfg.losses)
-    store.write_transformed(task_dir, samples, seed=cfg.seed, params=cfg.model_dump())
     # Table 1, 1-D distances (in units of the data std), classifier AUCs
     corr = {k: correlation_row(v) for k, v in samples.items()}
     data_std = with_mass(data_test).std(0)
@@ -241,9 +240,13 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                         "mdmm_epsilon_rel": tcfg.mdmm_epsilon_rel,
                         "cost": {k: {"epochs": len(h["epoch"]), "steps_per_epoch": h["steps_per_epoch"],
                                      "batch": h["batch"]} for k, h in histories.items()}}
-    artifacts.write_json(task_dir / "metrics.json", metrics)
-    for name, fig in all_figures(samples, rocs, histories, cfg.hist_bins).items():
+    # Everything is computed before the first write, and metrics.json is written last: a failed evaluate leaves
+    # no new outputs beside the previous run's (issue 21, item 11).
+    figures = all_figures(samples, rocs, histories, cfg.hist_bins)
+    store.write_transformed(task_dir, samples, seed=cfg.seed, params=cfg.model_dump())
+    for name, fig in figures.items():
         save_png(fig, task_dir / "figures" / name)
+    artifacts.write_json(task_dir / "metrics.json", metrics)
     rows = [(f"AUC {k}", r["auc"]) for k, r in rocs.items()]
     rows += [(f"max |dr| {k}", metrics["corr_max_abs_diff"][k]) for k in ["mc", *models]]
     rows.append(("1 sigma of a difference (largest pair)", max(metrics["corr_diff_noise"].values())))

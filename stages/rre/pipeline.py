@@ -165,11 +165,13 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                     state = store.load_model(ctx.task_dir, case, r["model"])
                     net = new_net(network_of(tcfg, r["network"]), meta,
                                   obs[mask] if mask.any() else forward_reference(tcfg, inputs))
-                    net.load_state_dict(state["net"] if name == "soil" else state)
+                    with artifacts.reading(store.model_path(ctx.task_dir, case, r["model"]),
+                                           "a network of this run's rre.train settings"):
+                        net.load_state_dict(state["net"] if name == "soil" else state)
+                        if name == "soil":
+                            learned = SoilParams(soil)
+                            learned.load_state_dict(state["soil"])
                     pred = preds[(name, r["kind"], r["run"])] = predict(net, coords)
-                    if name == "soil":
-                        learned = SoilParams(soil)
-                        learned.load_state_dict(state["soil"])
                     own_soil = learned.soil() if name == "soil" else soil
                     grid_rre = network_residual(net, coords, own_soil, r_scale)
                 results.append({**r, **common, **field_errors(pred, psi, th, soil, where[name]),

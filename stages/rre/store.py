@@ -83,6 +83,10 @@ def read_inputs(task_dir: Path, case: str) -> CaseInputs:
     sensors, meta = artifacts.read_parquet(generated(task_dir, case, "sensors"), required=SENSORS)
     colloc, _ = artifacts.read_parquet(generated(task_dir, case, "collocation"), required=dict.fromkeys(COORDS, F64))
     bnd, _ = artifacts.read_parquet(generated(task_dir, case, "boundary"), required=BOUNDARY)
+    for name, table in (("sensors", sensors), ("collocation", colloc), ("boundary", bnd)):
+        for column in table.column_names:  # a NaN sensor reading would train to NaN: bad input (issue 21)
+            if pa.types.is_floating(table.schema.field(column).type):
+                artifacts.check_finite(table.column(column).to_numpy(), generated(task_dir, case, name), column)
     return CaseInputs(coords(sensors), sensors.column("psi_obs").to_numpy(), coords(colloc), coords(bnd),
                       bnd.column("axis").to_numpy(), bnd.column("flux").to_numpy(), meta)
 

@@ -1,6 +1,7 @@
 """The diphoton stages end to end on a tiny profile, the report's tables against metrics.json, params
 validation, bad inputs, divergence, lazy TensorFlow."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,8 +70,8 @@ def test_pipeline_import_does_not_load_tensorflow():
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_end_to_end(tmp_path):
-    from phys_ml.stages.diphoton import pipeline
+def test_smoke_pipeline_end_to_end(tmp_path, monkeypatch):
+    from phys_ml.stages.diphoton import pipeline, plots
 
     params = _params(train={"losses": ["log", "mmd", "mdmm"], "epochs": 1, "epochs_scale": {"log": 3}})
     ctx = StageContext(task="diphoton", params=params, data_dir=tmp_path)
@@ -102,6 +103,21 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     assert "bootstrap" in section.markdown and "log 3 epochs × 2 steps" in section.markdown
     assert "Convergence rule" in section.markdown and "What moves the correlations" in section.markdown
     check_report_tables(tmp_path)
+
+    # A failed evaluate leaves no new outputs (issue 21, item 11's class): everything is computed first and
+    # metrics.json is written last.
+    for name in ("metrics.json", "transformed.parquet"):
+        (task / name).unlink()
+    shutil.rmtree(task / "figures")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a figure failed")
+
+    monkeypatch.setattr(plots, "all_figures", broken)
+    with pytest.raises(RuntimeError, match="a figure failed"):
+        pipeline.evaluate(ctx, None)
+    assert not (task / "metrics.json").exists() and not (task / "transformed.parquet").exists()
+    assert not (task / "figures").exists()
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -240,3 +240,48 @@ def test_an_interrupted_train_keeps_the_previous_models_and_records_together(smo
     assert not store.models_dir(ctx.task_dir, staging=True).exists()
     monkeypatch.undo()
     pipeline.evaluate(ctx, None)  # evaluates the previous run, consistently
+
+
+def _minimal(smoke_params):
+    params = small(smoke_params, runs=[{"optimizer": {"name": "adam", "lr": 0.01}, "batch": "full", "iterations": 5}])
+    t = params["rre"]["train"]
+    t["studies"].update(sparse=[], forecast=False)
+    t["studies"]["soil"]["enabled"] = t["forward"]["enabled"] = False
+    return params
+
+
+def test_non_finite_sensor_readings_exit_2_before_training(smoke_params, tmp_path, project_root):
+    """Issue 21 (the same class as item 2): a NaN reading in a sensor table used to train to NaN."""
+    params = _minimal(smoke_params)
+    ctx = StageContext(task="rre", params=params, data_dir=tmp_path)
+    pipeline.generate(ctx, None)
+    path = store.generated(ctx.task_dir, "patch", "sensors")
+    table = pq.read_table(path)
+    psi = table.column("psi_obs").to_numpy().copy()
+    psi[3] = float("nan")
+    pq.write_table(table.set_column(table.schema.get_field_index("psi_obs"), "psi_obs", pa.array(psi)), path)
+    with pytest.raises(UserError, match=r"patch_sensors.parquet: column psi_obs holds 1 NaN or infinite value"):
+        store.read_inputs(ctx.task_dir, "patch")
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(json.dumps(params))  # JSON is YAML
+    out = subprocess.run([sys.executable, "-m", "phys_ml.cli.main", "train", "rre", "-p", str(params_file),
+                          "--data-dir", str(tmp_path)], capture_output=True, text=True, cwd=project_root)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "column psi_obs holds 1 NaN" in out.stderr
+    assert not store.models_dir(ctx.task_dir).exists()
+
+
+@pytest.mark.slow
+def test_a_model_file_of_other_settings_is_a_named_error(smoke_params, tmp_path):
+    """Issue 21 (the same class as item 2): a model file that does not fit the network is bad input naming it."""
+    import torch
+
+    params = _minimal(smoke_params)
+    ctx = StageContext(task="rre", params=params, data_dir=tmp_path)
+    pipeline.generate(ctx, None)
+    pipeline.train(ctx, None)
+    model = next(store.models_dir(ctx.task_dir).rglob("*.pt"))
+    torch.save({"weight": torch.zeros(3)}, model)
+    with pytest.raises(UserError, match=r"is not a network of this run's rre.train settings"):
+        pipeline.evaluate(ctx, None)
+    assert not (ctx.task_dir / "metrics.json").exists()

@@ -13,12 +13,13 @@ DVC = str(Path(sys.executable).with_name("dvc"))
 PHYS_ML = str(Path(sys.executable).with_name("phys-ml"))
 
 
-def run(cmd, cwd, timeout=1500, env_drop=()):
+def run(cmd, cwd, timeout=1500, env_drop=(), env_set=None):
     bin_dir = str(Path(sys.executable).parent)  # dvc's stages call `phys-ml`, which lives beside this python
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     for name in env_drop:
         env.pop(name, None)
+    env.update(env_set or {})
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result

@@ -1,5 +1,9 @@
 """Sensors, collocation points and the sensor-interpolation baseline."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -38,3 +42,20 @@ def test_baseline_is_exact_for_a_field_linear_in_depth():
     rows = sensor_rows(shape, 3, [0, 5], np.random.default_rng(2))
     base = sensor_interpolation(coords, coords[rows], psi[rows])
     assert relative_l2(base, psi) < 1e-12
+
+
+def test_relative_l2_does_not_depend_on_the_thread_count():
+    """The solver statistics in solver.json are a DVC output: the same data must give the same bytes whether BLAS
+    runs on one thread or on every core (a threaded BLAS dot splits the sum differently)."""
+    import subprocess
+    import sys
+    code = ("import numpy as np; from phys_ml.stages.rre.evaluation import relative_l2; "
+            "r = np.random.default_rng(0); t = r.normal(size=2_000_000); "
+            "print(repr(relative_l2(t + 1e-3 * r.normal(size=t.size), t)))")
+    values = set()
+    for threads in ("1", "2", "4"):
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+        env.update(OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+        values.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                  check=True).stdout)
+    assert len(values) == 1, values

@@ -114,7 +114,11 @@ def load_flow(task_dir: Path, loss: str, cfg: TrainConfig):
         raise UserError(f"{out} has no checkpoint: run 'phys-ml train diphoton' first")
     flow = build_flow(cfg)
     lam = tf.Variable(0.0, dtype=tf.float32, trainable=False)
-    prefix = str(out / "ckpt" / artifacts.read_json(pointer)["prefix"])
+    best = artifacts.read_json(pointer)
+    name = best.get("prefix") if isinstance(best, dict) else None
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise UserError(f"{pointer} does not name a checkpoint (a 'prefix' file name in ckpt/): retrain")
+    prefix = str(out / "ckpt" / name)
     try:
         tf.train.Checkpoint(flow=flow, mdmm_lambda=lam).read(prefix).assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError) as exc:

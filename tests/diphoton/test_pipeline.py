@@ -1,6 +1,7 @@
 """The diphoton stages end to end on a tiny profile, the report's tables against metrics.json, params
 validation, bad inputs, divergence, lazy TensorFlow."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,13 @@ def test_smoke_pipeline_end_to_end(tmp_path, monkeypatch):
         pipeline.evaluate(ctx, None)
     assert not (task / "metrics.json").exists() and not (task / "transformed.parquet").exists()
     assert not (task / "figures").exists()
+
+    # A checkpoint pointer that names no checkpoint file is bad input, named (it was a KeyError, exit 1).
+    pointer = task / "models" / "log" / "ckpt" / "best.json"
+    for broken_pointer in ({"epoch": 1}, {"epoch": 1, "prefix": "../../mmd/ckpt/x"}, [1]):
+        pointer.write_text(json.dumps(broken_pointer))
+        with pytest.raises(UserError, match="best.json does not name a checkpoint"):
+            pipeline.evaluate(ctx, None)
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -18,6 +18,7 @@ from phys_ml.stages.common.context import StageContext
 from phys_ml.stages.common.errors import RunFailed
 from phys_ml.stages.groundwater import pipeline, simulate
 from phys_ml.stages.groundwater.mf6 import failed_outside_model
+from tests.groundwater.stand_in_mf6 import stand_in_mf6
 
 PHYS_ML = str(Path(sys.executable).with_name("phys-ml"))
 
@@ -30,9 +31,7 @@ def test_which_failures_lie_outside_the_model():
 
 
 def test_chunks_of_a_broken_mf6_are_rerun_after_the_fix(smoke_params, tmp_path, mf6_exe):
-    broken = tmp_path / "mf6-broken"  # answers --version like mf6, then crashes on every run
-    broken.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then exec "{mf6_exe}" "$@"; fi\nexit 1\n')
-    broken.chmod(0o755)
+    broken = stand_in_mf6(tmp_path / "mf6-broken", "exit 1", mf6_exe)  # crashes on every run
     params = copy.deepcopy(smoke_params)
     params["groundwater"]["model"]["mf6"] = str(broken)
     params["groundwater"]["model"]["max_consecutive_failures"] = 1000  # run them all (fail-fast: test_mf6_processes)

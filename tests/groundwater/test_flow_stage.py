@@ -61,6 +61,22 @@ def test_training_writes_model_history_and_no_checkpoint(smoke_data):
     assert summary["epochs_run"] == hist.num_rows and summary["n_parameters"] > 0
 
 
+def _interrupt_validation_at(monkeypatch, epoch: int):
+    """Ctrl-C in the validation of ``epoch`` (after the checkpoint of the epoch before); returns the real
+    validation function, to put back for the rerun."""
+    real = flow_training.validation_loss
+    calls = {"n": 0}
+
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == epoch:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flow_training, "validation_loss", interrupting)
+    return real
+
+
 def test_same_params_same_model_bytes(smoke_data, tmp_path):
     params, ctx0 = smoke_data
     ctx = _copy_ctx(smoke_data, tmp_path)
@@ -71,16 +87,7 @@ def test_same_params_same_model_bytes(smoke_data, tmp_path):
 def test_interrupted_training_resumes_to_the_same_model(smoke_data, tmp_path, monkeypatch):
     params, ctx0 = smoke_data
     ctx = _copy_ctx(smoke_data, tmp_path)
-    real = flow_training.validation_loss
-    calls = {"n": 0}
-
-    def interrupt_second_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(flow_training, "validation_loss", interrupt_second_epoch)
+    real = _interrupt_validation_at(monkeypatch, 2)
     with pytest.raises(Interrupted, match="rerun resumes from .*flow_checkpoint.pt .epoch 1 of"):
         pipeline.train(ctx, "flow")
     ckpt = ctx.task_dir / store.CHECKPOINT_FILE
@@ -101,16 +108,7 @@ def test_resume_after_a_checkpoint_equals_an_uninterrupted_run_with_dropout(smok
     whole = _copy_ctx(smoke_data, tmp_path / "whole", p)
     pipeline.train(whole, "flow")
     ctx = _copy_ctx(smoke_data, tmp_path / "resumed", p)
-    real = flow_training.validation_loss
-    calls = {"n": 0}
-
-    def interrupt_third_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(flow_training, "validation_loss", interrupt_third_epoch)
+    real = _interrupt_validation_at(monkeypatch, 3)
     with pytest.raises(Interrupted, match="epoch 2 of 4"):
         pipeline.train(ctx, "flow")
     monkeypatch.setattr(flow_training, "validation_loss", real)

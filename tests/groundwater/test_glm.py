@@ -3,6 +3,8 @@ reliability checks of its draws (Pareto-k, ELBO)."""
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 import pytest
 
@@ -33,18 +35,46 @@ def _linear(n=6, n_obs=9, seed=1):
     return g, c, forward, calls
 
 
-def test_linear_gaussian_map_and_laplace_equal_the_analytic_posterior():
-    n = 6
+class LinearProblem(NamedTuple):
+    """A linear-Gaussian problem: prior, heads = lnk @ g.T + c (counted runs), noise sd 0.3, the data d."""
+    prior: ReducedPrior
+    g: np.ndarray
+    c: np.ndarray
+    forward: Callable
+    calls: dict
+    sd: np.ndarray
+    d: np.ndarray
+
+    def solve(self, **settings):
+        return gauss_newton(self.forward, self.prior, self.d, 1.0 / self.sd, np.zeros(len(self.prior.mean)),
+                            _settings(**{"n_modes": len(self.prior.mean), **settings}))
+
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """The analytic posterior of ln K (Kalman / Schur complement): mean and covariance."""
+        cov = self.prior.basis @ self.prior.basis.T
+        gain = cov @ self.g.T @ np.linalg.inv(self.g @ cov @ self.g.T + np.diag(self.sd**2))
+        return self.prior.mean + gain @ (self.d - self.g @ self.prior.mean - self.c), cov - gain @ self.g @ cov
+
+
+def _linear_problem(offset: float | None = None, seeds: tuple[int, int] = (5, 6), n: int = 6) -> LinearProblem:
+    """Data at the prior mean's heads plus ``offset``, or (offset None) a prior draw's heads plus noise."""
     prior = _prior(n)
     g, c, forward, calls = _linear(n)
-    cov = prior.basis @ prior.basis.T
     sd = np.full(len(c), 0.3)
-    d = g @ prior.lnk(np.random.default_rng(5).normal(size=n)) + c + sd * np.random.default_rng(6).normal(size=len(c))
-    res = gauss_newton(forward, prior, d, 1.0 / sd, np.zeros(n), _settings(n_modes=n))
-    # Kalman / Schur complement in ln K
-    gain = cov @ g.T @ np.linalg.inv(g @ cov @ g.T + np.diag(sd**2))
-    mean = prior.mean + gain @ (d - g @ prior.mean - c)
-    post = cov - gain @ g @ cov
+    if offset is None:
+        d = (g @ prior.lnk(np.random.default_rng(seeds[0]).normal(size=n)) + c
+             + sd * np.random.default_rng(seeds[1]).normal(size=len(c)))
+    else:
+        d = g @ prior.mean + c + offset
+    return LinearProblem(prior, g, c, forward, calls, sd, d)
+
+
+def test_linear_gaussian_map_and_laplace_equal_the_analytic_posterior():
+    p = _linear_problem()
+    prior, d, sd, calls = p.prior, p.d, p.sd, p.calls
+    cov = prior.basis @ prior.basis.T
+    res = p.solve()
+    mean, post = p.posterior()
     b = prior.basis
     f = res.cov_factor()
     assert np.allclose(prior.lnk(res.z_map), mean, atol=1e-6, rtol=0)
@@ -59,11 +89,7 @@ def test_linear_gaussian_map_and_laplace_equal_the_analytic_posterior():
 
 def test_reduced_basis_keeps_the_prior_on_the_trailing_modes():
     n, k = 6, 3
-    prior = _prior(n)
-    g, c, forward, _ = _linear(n)
-    sd = np.full(len(c), 0.3)
-    d = g @ prior.mean + c + 1.0
-    res = gauss_newton(forward, prior, d, 1.0 / sd, np.zeros(n), _settings(n_modes=k))
+    res = _linear_problem(1.0).solve(n_modes=k)
     draws = res.sample_z(40000, np.random.default_rng(0), n)
     assert res.k == k and np.allclose(draws[:, k:].std(0), 1.0, atol=0.02)
     assert np.allclose(draws[:, :k].mean(0), res.z_map, atol=0.02)
@@ -97,22 +123,17 @@ def test_nonlinear_map_is_a_stationary_point_of_the_posterior_objective():
 
 def test_run_budget_and_rejections_stop_the_search():
     n = 6
-    prior = _prior(n)
-    g, c, forward, calls = _linear(n)
-    sd = np.full(len(c), 0.3)
-    d = g @ prior.mean + c + 3.0
-    res = gauss_newton(forward, prior, d, 1.0 / sd, np.zeros(n), _settings(n_modes=n, max_runs=1 + 2 * n + 2 - 1))
-    assert res.stop_reason.startswith("run budget") and res.n_runs == calls["runs"] == 1 + n
+    p = _linear_problem(3.0)
+    res = p.solve(max_runs=1 + 2 * n + 2 - 1)
+    assert res.stop_reason.startswith("run budget") and res.n_runs == p.calls["runs"] == 1 + n
     assert len(res.history) == 1
 
 
 def test_pareto_k_and_elbo_tell_an_exact_proposal_from_a_narrow_one():
     n = 6
-    prior = _prior(n)
-    g, c, forward, _ = _linear(n)
-    sd = np.full(len(c), 0.3)
-    d = g @ prior.mean + c + 0.5
-    res = gauss_newton(forward, prior, d, 1.0 / sd, np.zeros(n), _settings(n_modes=n))
+    p = _linear_problem(0.5)
+    prior, forward, d, sd = p.prior, p.forward, p.d, p.sd
+    res = p.solve()
     rng = np.random.default_rng(7)
     z = res.sample_z(2000, rng, n)
     sims, ok = forward(prior.lnk(z))
@@ -140,15 +161,11 @@ def test_refined_flow_draws_give_the_analytic_posterior_and_do_not_count_the_dat
     from phys_ml.stages.groundwater.refine import refine
 
     n = 6
-    prior = _prior(n)
-    g, c, forward, _ = _linear(n)
-    cov = prior.basis @ prior.basis.T
-    sd = np.full(len(c), 0.3)
-    d = g @ prior.lnk(np.random.default_rng(8).normal(size=n)) + c + sd * np.random.default_rng(9).normal(size=len(c))
-    gain = cov @ g.T @ np.linalg.inv(g @ cov @ g.T + np.diag(sd**2))
-    mean = prior.mean + gain @ (d - g @ prior.mean - c)
-    post_sd = np.sqrt(np.diag(cov - gain @ g @ cov))
-    exact = gauss_newton(forward, prior, d, 1.0 / sd, np.zeros(n), _settings(n_modes=n))
+    p = _linear_problem(seeds=(8, 9))
+    prior, forward, d, sd = p.prior, p.forward, p.d, p.sd
+    mean, post = p.posterior()
+    post_sd = np.sqrt(np.diag(post))
+    exact = p.solve()
     rng = np.random.default_rng(10)
     for flow_z, flow_log_q in (
         (1.0 + 2.0 * rng.standard_normal((500, n)), None),  # a bad flow: N(1, 4 I)
@@ -171,11 +188,9 @@ def test_refinement_falls_back_to_the_flow_when_it_is_not_better():
     from phys_ml.stages.groundwater.refine import refine
 
     n = 6
-    prior = _prior(n)
-    g, c, forward, _ = _linear(n)
-    sd = np.full(len(c), 0.3)
-    d = g @ prior.mean + c + 0.3
-    exact = gauss_newton(forward, prior, d, 1.0 / sd, np.zeros(n), _settings(n_modes=n))
+    p = _linear_problem(0.3)
+    prior, forward, d, sd = p.prior, p.forward, p.d, p.sd
+    exact = p.solve()
     rng = np.random.default_rng(1)
     flow_z = exact.sample_z(300, rng, n)
     # the exact posterior as the flow, refined in 2 of 6 modes only: no better, so the flow's draws are kept

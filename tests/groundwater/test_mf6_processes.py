@@ -20,6 +20,7 @@ import yaml
 from phys_ml.stages.common.errors import RunFailed
 from phys_ml.stages.groundwater.mf6 import FailureStreak
 from phys_ml.stages.groundwater.runner import ADDRESS_ENV, CLI_ENV, RUNNER_ENV
+from tests.groundwater.stand_in_mf6 import stand_in_mf6
 
 PHYS_ML = str(Path(sys.executable).with_name("phys-ml"))
 ENV = {k: v for k, v in os.environ.items() if k not in (RUNNER_ENV, ADDRESS_ENV, CLI_ENV)}
@@ -27,11 +28,7 @@ ENV = {k: v for k, v in os.environ.items() if k not in (RUNNER_ENV, ADDRESS_ENV,
 
 def _fake_mf6(tmp_path: Path, body: str) -> Path:
     """An 'mf6' that answers --version like MODFLOW 6 and logs its pid to runs.log, then does ``body``."""
-    fake = tmp_path / "mf6-fake"
-    fake.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "mf6: 6.4.1"; exit 0; fi\n'
-                    f'echo $$ >> "{tmp_path / "runs.log"}"\n{body}\n')
-    fake.chmod(0o755)
-    return fake
+    return stand_in_mf6(tmp_path / "mf6-fake", f'echo $$ >> "{tmp_path / "runs.log"}"\n{body}')
 
 
 def _params(tmp_path: Path, smoke_params: dict, **model) -> Path:

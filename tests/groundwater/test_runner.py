@@ -21,6 +21,7 @@ from phys_ml.stages.groundwater import freyberg, pipeline
 from phys_ml.stages.groundwater.config import ModelConfig
 from phys_ml.stages.groundwater.runner import ADDRESS_ENV, RUNNER_ENV, open_runner, runner_settings
 from phys_ml.stages.groundwater.simulate import ModelPool
+from tests.groundwater.stand_in_mf6 import stand_in_mf6
 
 PHYS_ML = str(Path(sys.executable).with_name("phys-ml"))
 SCENARIO = freyberg.Scenario(n_periods=3)
@@ -104,11 +105,8 @@ def test_lost_worker_loses_and_duplicates_nothing(smoke_params, mf6_exe):
 
 def _fail_once_mf6(tmp_path: Path, real: Path) -> Path:
     """An mf6 that fails the first run in each model folder, then behaves like the real one."""
-    fake = tmp_path / "mf6-fails-once"
-    fake.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then exec "{real}" "$@"; fi\n'
-                    f'if [ ! -e failed-once ]; then touch failed-once; exit 3; fi\nexec "{real}" "$@"\n')
-    fake.chmod(0o755)
-    return fake
+    return stand_in_mf6(tmp_path / "mf6-fails-once",
+                        f'if [ ! -e failed-once ]; then touch failed-once; exit 3; fi\nexec "{real}" "$@"', real)
 
 
 def test_a_run_that_fails_once_is_retried_and_counted_ok(smoke_params, tmp_path, mf6_exe):

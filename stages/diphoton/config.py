@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from phys_ml.stages.common.config import Config
 
@@ -59,7 +59,8 @@ class TrainConfig(Config):
     kde_grid: int = Field(ge=8)
     kde_bandwidth_factor: float = Field(gt=0)
     kde_data_events: int = Field(ge=100)
-    mmd_sigma: float = Field(gt=0)
+    # one bandwidth (the paper's kernel) or several: the kernel is then the mean of the Gaussian kernels
+    mmd_sigma: float | list[float] = Field(union_mode="left_to_right")
     mmd_form: Literal["standard", "paper"]
     mdmm_epsilon_rel: float = Field(ge=0)  # epsilon = (1 + rel) * data-vs-data MMD (paper: 2.01 vs 1.98)
     mdmm_damping: float = Field(ge=0)
@@ -72,6 +73,18 @@ class TrainConfig(Config):
             raise ValueError(f".lr_end ({self.lr_end}) must not exceed lr_start ({self.lr_start}): the learning "
                              "rate falls from lr_start to lr_end")
         return self
+
+    @field_validator("mmd_sigma")
+    @classmethod
+    def _positive_bandwidths(cls, value):
+        sigmas = value if isinstance(value, list) else [value]
+        if not sigmas or min(sigmas) <= 0:
+            raise ValueError("must be a bandwidth > 0 or a non-empty list of them")
+        return value
+
+    @property
+    def mmd_sigmas(self) -> tuple[float, ...]:
+        return tuple(self.mmd_sigma) if isinstance(self.mmd_sigma, list) else (self.mmd_sigma,)
 
     def epochs_for(self, loss: str) -> int:
         """Epochs of one loss: epochs x epochs_scale[loss], at least 1."""

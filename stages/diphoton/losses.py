@@ -55,11 +55,13 @@ def kde_kl(p_data, x_gen, grid, bandwidth):
 
 
 def _kernel_mean(a, b, sigma):
-    """Mean of exp(-|a_i - b_j|^2 / sigma) over all pairs, the squared distance averaged over the d features."""
+    """Mean of exp(-|a_i - b_j|^2 / sigma) over all pairs, the squared distance averaged over the d features.
+    ``sigma`` a bandwidth or a sequence of them: the kernel is then the mean of their Gaussian kernels."""
     d2 = (tf.reduce_sum(a * a, -1)[:, None] + tf.reduce_sum(b * b, -1)[None, :]
           - 2.0 * tf.matmul(a, b, transpose_b=True))
     d2 = tf.maximum(d2, 0.0) / tf.cast(tf.shape(a)[-1], a.dtype)
-    return tf.reduce_mean(tf.exp(-d2 / sigma))
+    sigmas = tuple(sigma) if isinstance(sigma, (list, tuple)) else (sigma,)
+    return tf.add_n([tf.reduce_mean(tf.exp(-d2 / s)) for s in sigmas]) / len(sigmas)
 
 
 def mmd(x, y, sigma: float = 0.1, form: str = "standard"):

@@ -16,6 +16,13 @@ from .store import TASK
 ORDER = ("data", "mc", "log", "kl", "mmd", "mdmm")
 
 
+def _bandwidths(sigma) -> str:
+    """'0.3', or '(0.1, 0.3, 1) (the mean of their kernels)' for a mixture."""
+    if isinstance(sigma, list):
+        return f"({', '.join(f'{v:g}' for v in sigma)}) (the mean of their kernels)"
+    return f"{sigma:g}"
+
+
 def _setup_line(s: dict | None) -> str:
     if not s:
         return ""
@@ -24,7 +31,7 @@ def _setup_line(s: dict | None) -> str:
         epochs = ", ".join(f"{n} ({k})" for k, n in epochs.items())
     return (f"Flow: {s['n_blocks']} MAF blocks of {' x '.join(map(str, s['hidden_units']))} ReLU, at most {epochs} "
             f"epochs, batches {s['batch_size']} (log, KL) and {s['batch_size_mmd']} (MMD, MDMM), MMD form "
-            f"{s['mmd_form']} with sigma {s.get('mmd_sigma', 0.1):g} on standardized "
+            f"{s['mmd_form']} with sigma {_bandwidths(s.get('mmd_sigma', 0.1))} on standardized "
             f"{'log pT, eta, phi' if s.get('log_pt') else 'pT, eta, phi'}, MDMM epsilon "
             f"{1 + s['mdmm_epsilon_rel']:.4g} x data-vs-data (paper: 10 blocks of 128 x 128, 1000 epochs, batches "
             f"25,600 and 1,000, sigma 0.1, 6.5 M events).")
@@ -63,7 +70,7 @@ def _convergence_lines(m: dict) -> list[str]:
             f"as many validation data events, score = KL / KL_MC + MMD / MMD_MC + C / C_MC: the mean per-feature "
             f"1-D KL of KDEs (as the KL loss: the marginals), the unbiased MMD^2 with the MMD loss's kernel (the "
             f"joint density) and the mean |r - r_data| over all 21 pairs of the six features and m_gg (the "
-            f"correlations, to which the broad-kernel MMD is nearly blind), each as a fraction of the untransformed "
+            f"correlations, to which an MMD with wide kernels is nearly blind), each as a fraction of the untransformed "
             f"MC's, so the MC scores 3. When the score has not improved on its best by more than "
             f"{100 * s.get('min_improvement', 0):g} % for {s.get('patience', '?')} epochs, the RMSProp learning "
             f"rate drops {1 / s.get('lr_drop', 1):g}x (from {s.get('lr_start', '?'):g}); at the plateau where it "

@@ -75,7 +75,7 @@ def data_mmd_level(data: np.ndarray, cfg: TrainConfig, rng: np.random.Generator,
     vals = []
     for _ in range(n_pairs):
         idx = rng.permutation(len(data))[: 2 * b]
-        vals.append(float(losses.mmd(data[idx[:b]], data[idx[b:]], cfg.mmd_sigma, cfg.mmd_form)))
+        vals.append(float(losses.mmd(data[idx[:b]], data[idx[b:]], cfg.mmd_sigmas, cfg.mmd_form)))
     return float(np.mean(vals))
 
 
@@ -104,7 +104,7 @@ class ValidationScore:
         self.bandwidth = losses.silverman_bandwidths(self.data, cfg.kde_bandwidth_factor)
         self.p = losses.kde_on_grid_chunked(self.data, self.grid, self.bandwidth)
         self.r_data = self._correlations(self.data)
-        self.sigma, self.block = cfg.mmd_sigma, min(MMD_SCORE_BLOCK, n)
+        self.sigma, self.block = cfg.mmd_sigmas, min(MMD_SCORE_BLOCK, n)
         self.ref = self.terms(self.mc)
 
     def _correlations(self, x: np.ndarray) -> np.ndarray:
@@ -205,7 +205,7 @@ class Trainer:
         if self.loss == "kl":
             kl = losses.kde_kl(self.p_data, gen, self.grid, self.bandwidth)
             return kl, kl, tf.constant(0.0)
-        mmd = losses.mmd(gen, x_ref, cfg.mmd_sigma, cfg.mmd_form)
+        mmd = losses.mmd(gen, x_ref, cfg.mmd_sigmas, cfg.mmd_form)
         if self.loss == "mmd":
             return mmd, tf.constant(0.0), mmd
         kl = losses.kde_kl(self.p_data, gen, self.grid, self.bandwidth)

@@ -94,6 +94,33 @@ def test_mmd_self_vs_shifted():
     assert float(losses.mmd(x, x, 0.1, "paper")) == pytest.approx(float(losses._kernel_mean(x, x, 0.1)))
 
 
+def test_a_mixture_of_bandwidths_is_the_mean_of_their_mmds():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 6)).astype(np.float32)
+    y = (rng.standard_normal((300, 6)) + 0.2).astype(np.float32)
+    sigmas = (0.1, 0.3, 1.0)
+    single = [float(losses.mmd(x, y, s)) for s in sigmas]
+    assert float(losses.mmd(x, y, sigmas)) == pytest.approx(np.mean(single), rel=1e-5)
+    assert float(losses.mmd_unbiased(x, y, list(sigmas))) == pytest.approx(
+        np.mean([float(losses.mmd_unbiased(x, y, s)) for s in sigmas]), rel=1e-4)
+
+
+@pytest.mark.parametrize(("sigma", "ok"), [(0.3, True), ([0.1, 0.3, 1.0], True), ([], False), ([0.1, 0.0], False),
+                                           (-1.0, False), ("wide", False)])
+def test_mmd_sigma_is_a_bandwidth_or_a_list_of_them(sigma, ok):
+    from phys_ml.stages.common.config import parse_config
+    from phys_ml.stages.common.errors import UserError
+
+    params = load_params(Path(__file__).parents[2] / "params.yaml")
+    params["diphoton"]["train"]["mmd_sigma"] = sigma
+    if ok:
+        cfg = parse_config(TrainConfig, params, "diphoton.train")
+        assert cfg.mmd_sigmas == (tuple(sigma) if isinstance(sigma, list) else (sigma,))
+    else:
+        with pytest.raises(UserError, match="diphoton.train.mmd_sigma"):
+            parse_config(TrainConfig, params, "diphoton.train")
+
+
 def test_unbiased_mmd_is_zero_on_average_for_one_distribution():
     rng = np.random.default_rng(7)
     draws = [(rng.standard_normal((200, 6)), rng.standard_normal((200, 6))) for _ in range(20)]

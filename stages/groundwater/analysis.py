@@ -139,6 +139,16 @@ def train_glm(ctx: StageContext) -> None:
     _record(ctx, "glm", rows, watch)
 
 
+def refined_samples(res, prior: ReducedPrior, lnk_flow: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The posterior a refinement keeps: the RML members, or (no RML updates) as many Laplace draws as the flow
+    drew, or the flow's draws after a fallback."""
+    if not res.accepted:
+        return lnk_flow
+    if res.ensemble is not None:
+        return res.ensemble.lnk_samples(prior)
+    return prior.lnk(res.laplace.sample_z(len(lnk_flow), rng, prior.mean.size))
+
+
 def train_refine(ctx: StageContext) -> None:
     """Flow + refinement on every data set of the comparison, the flow's own rows beside: glm/refine.parquet."""
     model_cfg, cfg, params, flow_cfg, prior, sets, weights, jac0 = _inputs(ctx)
@@ -154,10 +164,9 @@ def train_refine(ctx: StageContext) -> None:
         log_q = log_prob_z(model, z_flow[: cfg.n_draws], obs, full)
         rng = np.random.default_rng([cfg.seed, 2, i])
         res = refine(forward, prior, s["heads_obs"], weights, z_flow, log_q, cfg.refine.settings(), rng,
-                     cfg.refine_max_misfit, fixed=jac0)
-        refined = (prior.lnk(res.laplace.sample_z(flow_cfg.evaluate.n_samples, rng, prior.mean.size))
-                   if res.accepted else lnk_flow)
-        return evaluation.refine_row(s, res, prior, lnk_flow, refined, cfg.n_draws)
+                     cfg.refine_max_misfit, fixed=jac0, rml_iterations=cfg.refine_rml_iterations)
+        return evaluation.refine_row(s, res, prior, lnk_flow, refined_samples(res, prior, lnk_flow, rng),
+                                     cfg.n_draws)
 
     rows, watch = _over_sets(ctx, "refine", model_cfg, cfg, sets, one)
     store.write_analysis(store.analysis_path(ctx.task_dir, "refine"), rows, stage="refine", seed=cfg.seed,
@@ -220,10 +229,12 @@ def refine_observations(setup, model, heads: np.ndarray, mask: np.ndarray, lnk_f
     try:
         with open_analysis_runner(model_cfg, cfg) as pool:
             res = refine(checked_forward(pool, f"{TASK} infer --refine"), prior, d, weights, z_flow, log_q,
-                         cfg.refine.settings(), rng, cfg.refine_max_misfit, fixed=jac0)
+                         cfg.refine.settings(), rng, cfg.refine_max_misfit, fixed=jac0,
+                         rml_iterations=cfg.refine_rml_iterations)
     except KeyboardInterrupt:
         raise Interrupted("interrupted; nothing was written: rerun `phys-ml groundwater infer --refine`") from None
-    samples = prior.lnk(res.laplace.sample_z(len(lnk_flow), rng, prior.mean.size)) if res.accepted else lnk_flow
-    check = res.refined_check if res.accepted else res.flow_check
-    return samples, {"refined": res.accepted, "refine_reason": res.reason, "refine_modflow_runs": res.n_runs,
-                     "predictive_mean_heads_rmse": check.predictive_mean_rmse}
+    check = res.flow_check if not res.accepted else res.ensemble_check or res.refined_check
+    return refined_samples(res, prior, lnk_flow, rng), {
+        "refined": res.accepted, "refine_reason": res.reason, "refine_modflow_runs": res.n_runs,
+        "refine_rml_members": None if res.ensemble is None else int(res.ensemble.ok.sum()),
+        "predictive_mean_heads_rmse": check.predictive_mean_rmse}

@@ -188,5 +188,7 @@ class GLMConfig(Config):
     extend: bool = Field(description="extend each Laplace posterior to the Jacobian-at-the-prior-mean's modes")
     refine_max_misfit: float = Field(gt=0, description="refinement guard: the MAP's heads within this RMS misfit "
                                      "(noise sds), else the flow's draws are kept")
+    refine_rml_iterations: int = Field(ge=0, description="RML updates of the refined posterior's n_draws members "
+                                       "(0: the Laplace posterior is the refined one)")
     map: GaussNewtonConfig
     refine: GaussNewtonConfig

@@ -170,8 +170,13 @@ def refine_row(dataset: dict, res, prior, flow_samples: np.ndarray, samples: np.
     row.update(table1_metrics(samples, dataset["lnk"]))
     row.update({f"flow_{k}": v for k, v in table1_metrics(flow_samples, dataset["lnk"]).items()})
     row.update(_draw_fields("flow_draws", res.flow_check))
-    row.update(_draw_fields("draws", res.refined_check if res.accepted else res.flow_check))
+    kept = res.flow_check if not res.accepted else res.ensemble_check or res.refined_check
+    row.update(_draw_fields("draws", kept))
     row.update(_draw_fields("laplace_draws", res.refined_check))
+    row["n_samples"] = len(samples)
+    # the flow's LPP from as many draws as the refined posterior has: what the sample size alone costs
+    row["flow_lpp_same_n"] = table1_metrics(flow_samples[: len(samples)], dataset["lnk"])["lpp"]
+    row["rml_accepted"] = json.dumps(None if res.ensemble is None else res.ensemble.accepted)
     if res.laplace is not None:
         row.update(_laplace_fields("laplace", res.laplace, prior, dataset["heads_obs"]))
     return row
@@ -194,7 +199,7 @@ GLM_EXTRA = ("laplace_info_gain", "laplace_effective_dim", "laplace_explained_me
              "draws_phi_median")
 REFINE_EXTRA = ("accepted", "laplace_map_heads_rmse", "laplace_phi", "laplace_iterations", "draws_elbo",
                 "flow_draws_elbo", "flow_draws_pareto_k", "laplace_draws_pareto_k", "draws_phi_median",
-                "flow_draws_phi_median")
+                "flow_draws_phi_median", "laplace_draws_phi_median", "n_samples", "flow_lpp_same_n")
 
 
 def _finite(v) -> bool:

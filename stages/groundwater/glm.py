@@ -305,11 +305,19 @@ def check_draws(z: np.ndarray, sims: np.ndarray, ok: np.ndarray, log_q: np.ndarr
 
     The ELBO is the mean of ln p(d | z) p(z) - ln q(z) over the same draws, so modes where q is the prior cancel
     draw by draw. Draws whose run failed are left out (counted): they lie where MODFLOW does not converge."""
+    fit = predictive_check(z, sims, ok, d, weights)
     z, sims, log_q = z[ok], sims[ok], np.asarray(log_q)[ok]
     log_w = log_target(z, sims, d, weights) - log_q
     w = np.exp(log_w - log_w.max())
-    observed = weights > 0
-    resid = (sims.mean(0) - d)[observed]
     return DrawCheck(elbo=float(log_w.mean()), pareto_k=pareto_k(log_w), ess=float(w.sum() ** 2 / (w**2).sum()),
+                     predictive_mean_rmse=fit.predictive_mean_rmse, phi_median=fit.phi_median, n_failed=fit.n_failed)
+
+
+def predictive_check(z: np.ndarray, sims: np.ndarray, ok: np.ndarray, d: np.ndarray, weights: np.ndarray) -> DrawCheck:
+    """The posterior predictive fit of draws without a density (an ensemble): RMS of (mean heads - observed) and
+    the median phi over the draws whose run converged; ELBO, Pareto-k and ESS are NaN."""
+    sims = sims[ok]
+    resid = (sims.mean(0) - d)[weights > 0]
+    return DrawCheck(elbo=math.nan, pareto_k=math.nan, ess=math.nan,
                      predictive_mean_rmse=float(np.sqrt(np.mean(resid**2))),
                      phi_median=float(np.median((((d - sims) * weights) ** 2).sum(1))), n_failed=int((~ok).sum()))

@@ -77,22 +77,23 @@ def infer(obs: Path, n_samples: int, out: Path, model_path: Path, seed: int, dev
     if refine:
         samples, info = analysis.refine_observations(setup, model, heads, mask, samples, seed)
         extra.update(info)
-    samples = samples[:n_samples]
+    samples = samples[:n_samples]  # a refined posterior is an ensemble of glm.n_draws members: maybe fewer
+    n_kept = len(samples)
     params = {"observations": str(obs), "model": str(model_path), "samples": n_samples, "seed": seed,
               "refine": refine}
-    artifacts.write_parquet(pa.table({"sample": pa.array(np.arange(n_samples, dtype=np.int32)),
+    artifacts.write_parquet(pa.table({"sample": pa.array(np.arange(n_kept, dtype=np.int32)),
                                       "lnk": artifacts.fixed_size_list(samples)}),
                             out, task=TASK, stage="infer", seed=seed, params=params, extra=extra)
     flat = freyberg.active_index()
     rows, cols = flat // freyberg.NCOL + 1, flat % freyberg.NCOL + 1
-    sd = samples.std(0, ddof=1) if n_samples > 1 else np.zeros(samples.shape[1])
+    sd = samples.std(0, ddof=1) if n_kept > 1 else np.zeros(samples.shape[1])
     lo, hi = np.quantile(samples, [0.025, 0.975], axis=0)
     summary = pa.table({"cell": pa.array(np.arange(samples.shape[1], dtype=np.int32)),
                         "row": pa.array(rows.astype(np.int32)), "col": pa.array(cols.astype(np.int32)),
                         "lnk_mean": samples.mean(0), "lnk_sd": sd, "lnk_q025": lo, "lnk_q975": hi})
     summary_path = summary_file(out)
     artifacts.write_parquet(summary, summary_path, task=TASK, stage="infer", seed=seed, params=params, extra=extra)
-    result = {"samples": str(out), "summary": str(summary_path), "n_samples": n_samples,
+    result = {"samples": str(out), "summary": str(summary_path), "n_samples": n_kept,
               "observed values": int(mask.sum()), "sampling seconds": round(seconds, 3),
               "out of distribution": bool(flags.any())}
     if refine:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from . import tfenv  # noqa: F401
 
+from collections.abc import Sequence  # noqa: E402
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -64,8 +66,9 @@ def _kernel_mean(a, b, sigma):
     return tf.add_n([tf.reduce_mean(tf.exp(-d2 / s)) for s in sigmas]) / len(sigmas)
 
 
-def mmd(x, y, sigma: float = 0.1, form: str = "standard"):
-    """Sec. 2.3.2 with the Gaussian kernel k = exp(-|x1 - x2|^2 / sigma) (biased V-statistic).
+def mmd(x, y, sigma: float | Sequence[float] = 0.1, form: str = "standard"):
+    """Sec. 2.3.2 with the Gaussian kernel k = exp(-|x1 - x2|^2 / sigma) (biased V-statistic); several widths
+    ``sigma``: the mean of their kernels.
 
     form="standard": K_xx + K_yy - 2 K_xy (MMD^2 of Gretton et al.; zero iff the distributions agree).
     form="paper":    K_xx + K_yy - K_xy (the paper's eq. 2 as printed, a single cross term).
@@ -76,7 +79,7 @@ def mmd(x, y, sigma: float = 0.1, form: str = "standard"):
     return _kernel_mean(x, x, sigma) + _kernel_mean(y, y, sigma) - cross * _kernel_mean(x, y, sigma)
 
 
-def mmd_unbiased(x, y, sigma: float):
+def mmd_unbiased(x, y, sigma: float | Sequence[float]):
     """Unbiased MMD^2 with the same kernel (U-statistic of Gretton et al. 2012, eq. 3): the i = j terms of K_xx and
     K_yy (each exactly 1) are left out, so two samples of one distribution give 0 on average at any size."""
     x = tf.convert_to_tensor(x, tf.float32)

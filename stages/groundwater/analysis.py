@@ -233,8 +233,7 @@ def refine_observations(setup, model, heads: np.ndarray, mask: np.ndarray, lnk_f
                          rml_iterations=cfg.refine_rml_iterations)
     except KeyboardInterrupt:
         raise Interrupted("interrupted; nothing was written: rerun `phys-ml groundwater infer --refine`") from None
-    check = res.flow_check if not res.accepted else res.ensemble_check or res.refined_check
     return refined_samples(res, prior, lnk_flow, rng), {
         "refined": res.accepted, "refine_reason": res.reason, "refine_modflow_runs": res.n_runs,
         "refine_rml_members": None if res.ensemble is None else int(res.ensemble.ok.sum()),
-        "predictive_mean_heads_rmse": check.predictive_mean_rmse}
+        "predictive_mean_heads_rmse": res.kept_check.predictive_mean_rmse}

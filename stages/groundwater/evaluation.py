@@ -170,8 +170,7 @@ def refine_row(dataset: dict, res, prior, flow_samples: np.ndarray, samples: np.
     row.update(table1_metrics(samples, dataset["lnk"]))
     row.update({f"flow_{k}": v for k, v in table1_metrics(flow_samples, dataset["lnk"]).items()})
     row.update(_draw_fields("flow_draws", res.flow_check))
-    kept = res.flow_check if not res.accepted else res.ensemble_check or res.refined_check
-    row.update(_draw_fields("draws", kept))
+    row.update(_draw_fields("draws", res.kept_check))
     row.update(_draw_fields("laplace_draws", res.refined_check))
     row["n_samples"] = len(samples)
     # the flow's LPP from as many draws as the refined posterior has: what the sample size alone costs

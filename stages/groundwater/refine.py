@@ -61,6 +61,13 @@ class Refined:
     ensemble: Ensemble | None = None  # the RML members (accepted refinements only)
     ensemble_check: DrawCheck | None = None  # their posterior predictive fit (no density: no ELBO, Pareto-k)
 
+    @property
+    def kept_check(self) -> DrawCheck:
+        """The draw check of the posterior kept: the RML members', the Laplace draws', or the flow's (fallback)."""
+        if not self.accepted:
+            return self.flow_check
+        return self.ensemble_check or self.refined_check
+
 
 def run_draws(forward: Forward, prior: ReducedPrior, z: np.ndarray, log_q: np.ndarray, d: np.ndarray,
               weights: np.ndarray) -> DrawCheck:

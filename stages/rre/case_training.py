@@ -30,12 +30,14 @@ class Recorder:
 
     def __call__(self, c: CaseFit, case: str, setting: str, kind: str, mask, optimizer, batch: str,
                  iterations: int, weight: float, seed: int, rule="fixed", override=False, save=None,
-                 network: str = "paper", init: int = 0, **fit):
+                 network: str = "paper", init: int = 0, output_range: str | None = None, **fit):
         run = len([r for r in self.runs if r["case"] == case])
         label = (f"rre {case} {setting} {kind} {optimizer.name}-{batch}" + (f" w={weight:g}" if override else "")
-                 + ("" if network == "paper" else f" {network}") + (f" init {init}" if init else ""))
+                 + ("" if network == "paper" else f" {network}") + (f" init {init}" if init else "")
+                 + (f" range {output_range}" if output_range else ""))
         net, res = c.fit(mask, optimizer, iterations, batch, weight, seed, label, init=init,
-                         network=None if network == "paper" else network_of(self.cfg, network), **fit)
+                         network=None if network == "paper" else network_of(self.cfg, network),
+                         **fit, **({"output_range": output_range} if output_range else {}))
         if res.diverged:
             self.ctx.console.print(f"warning: {label} diverged ({res.divergence}); kept as a diverged run")
         model = None if res.diverged else f"{setting}-{kind}-{run:02d}-{optimizer.name}-{batch}.pt"
@@ -48,7 +50,8 @@ class Recorder:
                               iterations_run=res.iterations, diverged=res.diverged, divergence=res.divergence,
                               model=model, network=network, architecture=describe(network_of(self.cfg, network)),
                               init=init, lbfgs_iterations=ls.get("iterations"),
-                              lbfgs_evaluations=ls.get("evaluations"), lbfgs_moved=ls.get("moved")))
+                              lbfgs_evaluations=ls.get("evaluations"), lbfgs_moved=ls.get("moved"),
+                              stalled=res.stalled, output_range=output_range))
         self.history += [dict(case=case, run=run, iteration=i, loss=a, loss_data=b, loss_rre=d)
                          for i, a, b, d in zip(res.logged_at, res.loss, res.loss_data, res.loss_rre)]
         self.timings[label] = {"seconds": round(res.seconds, 2), "ms_per_iteration": round(res.ms_per_iteration, 3)}
@@ -93,11 +96,12 @@ def fit_case(ctx: StageContext, cfg: TrainCfg, case: str) -> tuple[list, list, l
         selection += [dict(case=case, setting=name, network=net, w=w, heldout_rms=v if np.isfinite(v) else None,
                            chosen=w == chosen[(name, net)], study=net == study) for w, v in s.items()]
     # 2. the physics-only forward check: the study network on L_RRE alone (equation, boundary fluxes, initial
-    # condition), no sensors
+    # condition), no sensors; one network per candidate output range (the evaluation keeps the lowest L_RRE)
     none = np.zeros(c.obs.size, dtype=bool)
     if cfg.forward.enabled:
-        fit(c, case, "forward", "physics", none, cfg.forward.optimizer, "full", cfg.forward.iterations, 1.0,
-            cfg.seed + 31, warmup=0, network=study)
+        for output_range in cfg.forward.output_range:
+            fit(c, case, "forward", "physics", none, cfg.forward.optimizer, "full", cfg.forward.iterations, 1.0,
+                cfg.seed + 31, warmup=0, network=study, output_range=output_range)
     # 3. Table 1 runs on all sensors
     all_ = sets["table1"][0]
     table_data = {}

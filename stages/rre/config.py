@@ -131,9 +131,10 @@ class ForwardCfg(Config):
     enabled: bool
     optimizer: OptimizerSpec
     iterations: Cells
-    # the network's output scaling spans psi0 alone, or psi0 and the uniform-drying head of the mass balance
-    # (fitting.mass_balance_head: no readings tell a physics-only network how far psi falls)
-    output_range: Literal["psi0", "mass_balance"]
+    # candidates: the network's output scaling spans psi0 alone, or psi0 and the uniform-drying head of the mass
+    # balance (fitting.mass_balance_head: no readings tell a physics-only network how far psi falls); one network
+    # is trained per candidate and the one with the lowest final L_RRE (its training loss) is kept
+    output_range: Annotated[list[Literal["psi0", "mass_balance"]], Field(min_length=1)]
 
 
 class SelectionCfg(Config):

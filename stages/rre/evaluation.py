@@ -149,6 +149,17 @@ def soil_errors(case: str, learned: dict | None, init, soil, initialization: int
             for k in ("alpha", "n", "k_s")]
 
 
+def mark_kept_forward(results: list[dict]) -> list[dict]:
+    """The records with ``kept`` set on the forward check's rows: per case, the candidate (output range) whose
+    final training L_RRE is lowest is kept; the others are False. The rule reads only the training loss."""
+    best = {}
+    for r in results:
+        if r["setting"] == "forward" and not r["diverged"] and r["final_l_rre"] is not None:
+            if r["case"] not in best or r["final_l_rre"] < best[r["case"]]["final_l_rre"]:
+                best[r["case"]] = r
+    return [{**r, "kept": (r is best.get(r["case"])) if r["setting"] == "forward" else None} for r in results]
+
+
 def headline(results: list[dict], studies: list[dict]) -> dict:
     """The flat numbers for `dvc metrics show|diff`: Table 1 re_psi per run without an override, the
     interpolation baseline, the physics-only forward check, the study settings where P-DL met the target, and
@@ -159,7 +170,7 @@ def headline(results: list[dict], studies: list[dict]) -> dict:
             key = "interpolation" if r["kind"] == "interpolation" else f"{r['optimizer']}-{r['batch']}"
             key += "" if r.get("network", "paper") == "paper" else "-study"
             out[f"{r['case']}.{key}.re_psi"] = r["re_psi"]
-        if r["setting"] == "forward":
+        if r["setting"] == "forward" and r.get("kept"):
             out[f"{r['case']}.forward.re_psi"] = r["re_psi"]
     out["studies.target_met"] = sum(s["target"] for s in studies)
     out["studies.settings"] = len(studies)

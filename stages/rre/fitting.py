@@ -117,10 +117,10 @@ def mass_points(cfg: TrainCfg, inputs: CaseInputs, log_time: float | None) -> tu
     return np.concatenate([np.c_[xyz, np.full(mb.points, t)] for t in times]), times
 
 
-def forward_reference(cfg: TrainCfg, inputs: CaseInputs) -> np.ndarray:
-    """The pressure heads the physics-only network's output scaling spans (rre.train.forward.output_range):
-    psi0 alone, or psi0 and ``mass_balance_head``."""
-    if cfg.forward.output_range == "psi0":
+def forward_reference(output_range: str, inputs: CaseInputs) -> np.ndarray:
+    """The pressure heads the physics-only network's output scaling spans (a candidate of
+    rre.train.forward.output_range): psi0 alone, or psi0 and ``mass_balance_head``."""
+    if output_range == "psi0":
         return np.array([inputs.psi0])
     return np.array([inputs.psi0, mass_balance_head(inputs)])
 
@@ -244,15 +244,16 @@ class CaseFit:
 
     def fit(self, mask, optimizer, iterations: int, batch: str, weight: float, gen_seed: int, label: str,
             n_colloc: int | None = None, soil: SoilParams | None = None, data: TrainData | None = None,
-            warmup: int | None = None, network: NetworkCfg | None = None, init: int = 0
-            ) -> tuple[PsiNet, TrainResult]:
+            warmup: int | None = None, network: NetworkCfg | None = None, init: int = 0,
+            output_range: str = "psi0") -> tuple[PsiNet, TrainResult]:
         """Train a new network (the paper's for ``network`` None) from initialization number ``init`` (0: the
-        stage seed, the same initial network for every run)."""
+        stage seed, the same initial network for every run). Without sensors the output scaling spans
+        ``forward_reference(output_range)``."""
         data = self.data(mask, n_colloc, network) if data is None else data
         seed_everything(self.cfg.seed + 7919 * init)
         obs = self.obs[mask]
         net = new_net(network or paper_network(self.cfg), self.meta,
-                      obs if obs.size else forward_reference(self.cfg, self.inputs)).to(self.device)
+                      obs if obs.size else forward_reference(output_range, self.inputs)).to(self.device)
         res = train(net, data, optimizer, iterations=iterations, batch=batch, batch_size=self.cfg.batch_size,
                     log_every=self.cfg.log_every, weight=weight, generator=torch_generator(gen_seed),
                     progress=lambda it: track(it, label, total=iterations), soil=soil, lr_decay=self.cfg.lr_decay,

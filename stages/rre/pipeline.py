@@ -22,8 +22,8 @@ from phys_ml.stages.common.timings import Stopwatch, record_timing
 from . import case_training, plots, store
 from .cases import CaseSpec, long_table, run_case, top_flux
 from .config import EvaluateCfg, GenerateCfg, TrainCfg
-from .evaluation import (field_errors, headline, network_residual, predict, relative_l2, sensor_interpolation,
-                         soil_errors, solution_residual, solver_stats, study_summary)
+from .evaluation import (field_errors, headline, mark_kept_forward, network_residual, predict, relative_l2,
+                         sensor_interpolation, soil_errors, solution_residual, solver_stats, study_summary)
 from .fitting import forward_reference, network_of, new_net, settings
 from .sampling import boundary_points, collocation_rows, noisy, sensor_rows
 from .soil import VanGenuchten, theta
@@ -164,7 +164,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                 if not r["diverged"]:
                     state = store.load_model(ctx.task_dir, case, r["model"])
                     net = new_net(network_of(tcfg, r["network"]), meta,
-                                  obs[mask] if mask.any() else forward_reference(tcfg, inputs))
+                                  obs[mask] if mask.any() else forward_reference(r["output_range"], inputs))
                     with artifacts.reading(store.model_path(ctx.task_dir, case, r["model"]),
                                            "a network of this run's rre.train settings"):
                         net.load_state_dict(state["net"] if name == "soil" else state)
@@ -208,6 +208,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                       ("forecast", plots.study_forecast_figure(studies)), ("soil", plots.study_soil_figure(studies))):
         save_png(fig, fig_dir / f"study_{name}.png")
     params = section(ctx.params, "rre.evaluate")
+    results = mark_kept_forward(results)
     rows = {"runs": results, "selection": t["selection"], "soil": soil_rows, "studies": study_summary(results)}
     for name, (path, schema) in store.result_paths(ctx.task_dir).items():
         store.write_table(rows[name], schema, path, stage="evaluate", seed=ecfg.seed, params=params)

@@ -32,18 +32,22 @@ F64, I64, STR, BOOL = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 # kind: run (Table 1) | pdl | data (studies) | soil | physics (the physics-only forward check);
 # network: paper | study-<k> (rre.train.networks[k]), architecture: its description; init: the network
 # initialization (studies: one per seed);
-# lbfgs_*: what L-BFGS really did (iterations, loss evaluations, steps that moved), null without L-BFGS
+# lbfgs_*: what L-BFGS really did (iterations, loss evaluations, steps that moved), null without L-BFGS;
+# stalled: the run stopped early because L-BFGS no longer moved the weights (train.LBFGS_STALL); output_range:
+# the forward check's candidate output scaling (null for networks trained on sensors)
 TRAIN_RUNS = pa.schema([
     ("case", STR), ("run", I64), ("setting", STR), ("kind", STR), ("optimizer", STR), ("batch", STR), ("lr", F64),
     ("weight_rule", STR), ("override", BOOL), ("residual_weight", F64), ("seed", I64), ("iterations", I64),
     ("iterations_run", I64), ("diverged", BOOL), ("divergence", STR), ("model", STR), ("network", STR),
     ("architecture", STR), ("init", I64), ("lbfgs_iterations", I64), ("lbfgs_evaluations", I64), ("lbfgs_moved", I64),
+    ("stalled", BOOL), ("output_range", STR),
 ])
-# evaluate: the train records plus their errors, and one 'interpolation' row (the baseline) per case and setting
+# evaluate: the train records plus their errors, and one 'interpolation' row (the baseline) per case and setting;
+# kept: the forward check's network of lowest final L_RRE among its candidates (null elsewhere)
 RESULTS = pa.schema(list(TRAIN_RUNS) + [
     ("re_psi", F64), ("re_theta", F64), ("final_loss", F64), ("final_l_data", F64), ("final_l_rre", F64),
     ("iterations_to_converge", I64), ("converged", BOOL), ("sensors", I64), ("probes", I64), ("t_split", F64),
-    ("l_rre_grid", F64), ("l_rre_norm", F64),
+    ("l_rre_grid", F64), ("l_rre_norm", F64), ("kept", BOOL),
 ])
 # held-out misfit per (setting, network, w); chosen: that network's w in that setting; study: the study network
 SELECTION = pa.schema([("case", STR), ("setting", STR), ("network", STR), ("w", F64), ("heldout_rms", F64),

@@ -36,6 +36,10 @@ from .soil import VanGenuchten, conductivity, theta
 
 
 WARMUP = 5  # iterations left out of ms_per_iteration
+# a full-batch L-BFGS step that leaves the weights where they were (failed line search) repeats itself exactly
+# (same point, gradient and history), so after this many such steps in a row the run stops: the rest of its
+# budget would cost up to max_eval loss evaluations per iteration and change nothing
+LBFGS_STALL = 10
 
 
 @dataclass
@@ -135,6 +139,7 @@ class TrainResult:
     seconds: float = 0.0  # all iterations, compiling included
     ms_per_iteration: float = 0.0  # after the first WARMUP iterations
     diverged: bool = False  # the shared DivergenceGuard's rule; the run stopped there
+    stalled: bool = False  # L-BFGS stopped moving the weights (LBFGS_STALL steps in a row); the run stopped there
     divergence: str | None = None  # why (the guard's reason)
     soil: dict[str, list[float]] = field(default_factory=dict)  # learned alpha, n, k_s at each logged iteration
     line_search: dict[str, int] | None = None  # L-BFGS iterations, evaluations and moves (optim.line_search_counts)
@@ -229,7 +234,8 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
     last iteration (1: constant). ``warmup``: the first iterations fit the data alone (w = 0; the soil
     parameters get no gradient then), within the same budget. A run that diverges (the shared
     ``DivergenceGuard`` rule on the step loss; a new objective after the warm-up starts a new reference) stops
-    there with ``diverged`` set and the reason in ``divergence``; ``run`` names it."""
+    there with ``diverged`` set and the reason in ``divergence``; ``run`` names it. A run whose L-BFGS no longer
+    moves the weights (``LBFGS_STALL`` steps in a row) stops there with ``stalled`` set."""
     opt = build_optimizer(net if soil is None else torch.nn.ModuleList([net, soil]), optimizer)
     gamma = lr_decay ** (1.0 / iterations)
     # compiled for full batches only: on an idle CPU a compiled mini-batch step is also ~2x faster, but its many
@@ -267,6 +273,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
     steps = range(1, iterations + 1)
     timed = 0.0
     guard = DivergenceGuard(run)
+    moved, unmoved = None, 0
     for it in progress(steps) if progress else steps:
         t0 = time.perf_counter()
         if batch == "full":
@@ -310,6 +317,14 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
         if total is not None and guard.diverged(float(total.detach()), it):
             result.diverged, result.divergence = True, guard.reason
             result.iterations = it
+            break
+        counts = line_search_counts(opt)
+        if counts is not None and counts["iterations"] > 0:  # L-BFGS is stepping
+            unmoved = unmoved + 1 if counts["moved"] == moved else 0
+            moved = counts["moved"]
+        if unmoved >= LBFGS_STALL:
+            result.stalled, result.iterations = True, it
+            log(it)
             break
         if it % log_every == 0 or it == iterations:
             log(it)

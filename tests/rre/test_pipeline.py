@@ -79,10 +79,21 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
         assert row[12] == fmt(r["l_rre_norm"]) and row[13] == fmt(r["iterations_run"])
     base = next(r for r in runs if r["setting"] == "table1" and r["kind"] == "interpolation")
     assert rows[-1][0] == "sensor interpolation" and rows[-1][4] == fmt(base["re_psi"])
-    fw = next(r for r in runs if r["setting"] == "forward")
-    row = markdown_table_rows(md, "case | network | optimizer")[0]
-    assert row[5] == fmt(fw["re_psi"]) and row[4] == f"{fw['lbfgs_iterations']} / {fw['lbfgs_evaluations']} / " \
-        f"{fw['lbfgs_moved']}" and fw["lbfgs_moved"] > 0
+    # the forward check: one network per candidate output range, the lowest final L_RRE kept and in the metrics
+    fws = [r for r in runs if r["setting"] == "forward"]
+    assert [r["output_range"] for r in fws if r["case"] == "patch"] == \
+        params["rre"]["train"]["forward"]["output_range"]
+    for case in {r["case"] for r in fws}:
+        cand = [r for r in fws if r["case"] == case]
+        kept = [r for r in cand if r["kept"]]
+        assert len(kept) == 1 and kept[0]["final_l_rre"] == min(r["final_l_rre"] for r in cand)
+        assert metrics[f"{case}.forward.re_psi"] == kept[0]["re_psi"]
+    fw_rows = markdown_table_rows(md, "case | network | output range")
+    assert len(fw_rows) == len(fws)
+    for row, fw in zip(fw_rows, fws):
+        assert row[2] == fw["output_range"] and row[3] == ("yes" if fw["kept"] else "no")
+        assert row[7] == fmt(fw["re_psi"]) and row[6].startswith(
+            f"{fw['lbfgs_iterations']} / {fw['lbfgs_evaluations']} / {fw['lbfgs_moved']}") and fw["lbfgs_moved"] > 0
     studies = {st["setting"]: st for st in res["studies"]}
     for row in markdown_table_rows(md, "case | setting | probes"):
         st = studies[row[1]]

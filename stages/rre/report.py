@@ -38,7 +38,10 @@ PROTOCOL = (
 )
 EVERY = (
     "Every pair in a row has the same network (the study network), optimizer, iteration budget, initialization "
-    "and sensors; 'data-only' is the same network with w = 0. Values are mean +- sd over the network "
+    "and sensors; 'data-only' is the same network with w = 0. Each run trains until its L-BFGS stalls (10 steps in "
+    "a row that leave the weights where they were: converged on its own loss), at most the budget "
+    "(rre.train.studies.iterations; the physics runs fit the data alone for the first half, at most "
+    "rre.train.warmup). Values are mean +- sd over the network "
     "initializations (seeds); 'P-DL - data-only' is the paired difference per seed, and P-DL counts as better "
     "only where that difference is negative and larger than its sd. Sparse settings keep the given number of "
     "the generated sensor locations (a seeded choice) and layers (evenly spaced, ends kept); the forecast trains "
@@ -58,6 +61,21 @@ SOIL_LIMITS = (
     "differences, no network; tests/rre/test_soil_learning.py) the same fit recovers alpha and n within a few "
     "per cent.\n"
 )
+
+
+def soil_training_line(runs: list[dict]) -> str:
+    """How long the soil runs trained: each runs until L-BFGS stalls (converged: its steps no longer move the
+    weights or the soil), at most its budget."""
+    soil = [r for r in runs if r["setting"] == "soil"]
+    if not soil:
+        return ""
+    per_case = "; ".join(
+        f"{case}: " + " / ".join(f"{r['iterations_run']}" + ("" if r["stalled"] else " (budget)")
+                                 for r in soil if r["case"] == case)
+        for case in dict.fromkeys(r["case"] for r in soil))
+    return (f"\nEach soil run trains until L-BFGS stalls (10 steps in a row that move neither the weights nor the "
+            f"soil: converged on its own loss), at most {soil[0]['iterations']} iterations; iterations run per "
+            f"initialization: {per_case}.\n")
 
 
 def _order(r: dict) -> tuple:
@@ -335,7 +353,7 @@ def report_section(data_dir: Path) -> ReportSection | None:
     if soil:
         md.append("### Unknown soil: van Genuchten alpha, n, K_s learned jointly with the network\n")
         md.append(markdown_table(["case", "parameter", "start", "learned", "solver", "relative error", "target"], soil))
-        md.append(SOIL_NOTE + "\n" + SOIL_LIMITS + "\n")
+        md.append(SOIL_NOTE + soil_training_line(runs) + "\n" + SOIL_LIMITS + "\n")
     md.append(
         f"Paper (GPU): {paper.MS_PER_ITERATION['full']:.0f} ms per full-batch and "
         f"{paper.MS_PER_ITERATION['mini']:.0f} ms per mini-batch Adam iteration, convergence in about 3,000 (full) and "

@@ -29,7 +29,7 @@ import torch
 
 from phys_ml.stages.common.divergence import DivergenceGuard
 from phys_ml.stages.common.errors import UserError
-from phys_ml.stages.common.optim import build_optimizer, line_search_counts
+from phys_ml.stages.common.optim import AdamThenLBFGS, build_optimizer, line_search_counts
 
 from .model import PsiNet, autograd_derivatives, residual
 from .soil import VanGenuchten, conductivity, theta
@@ -274,6 +274,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
     timed = 0.0
     guard = DivergenceGuard(run)
     moved, unmoved = None, 0
+    carried = {"iterations": 0, "evaluations": 0}  # L-BFGS counts from before a restart
     for it in progress(steps) if progress else steps:
         t0 = time.perf_counter()
         if batch == "full":
@@ -294,8 +295,9 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
         # a data-only step (w = 0, or during the warm-up): the physics term would be multiplied by 0, so it is
         # not computed
         step_losses = _data_losses if weight == 0 or it <= warmup else physics_losses
-        if it == warmup + 1 and weight != 0:  # L_D + w L_RRE from here on: a new reference loss
-            guard = DivergenceGuard(run)
+        if it == warmup + 1 and weight != 0:  # L_D + w L_RRE from here on: a new reference loss, L-BFGS starts a
+            guard, unmoved = DivergenceGuard(run), 0  # new history (its pairs were of L_D alone) and can move again
+            restart_lbfgs(opt, carried)
 
         def closure():
             opt.zero_grad(set_to_none=True)
@@ -322,16 +324,29 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
         if counts is not None and counts["iterations"] > 0:  # L-BFGS is stepping
             unmoved = unmoved + 1 if counts["moved"] == moved else 0
             moved = counts["moved"]
-        if unmoved >= LBFGS_STALL:
+        if unmoved >= LBFGS_STALL and (it > warmup or weight == 0):  # the last objective of the run
             result.stalled, result.iterations = True, it
             log(it)
             break
         if it % log_every == 0 or it == iterations:
             log(it)
-    result.line_search = line_search_counts(opt)
+    counts = line_search_counts(opt)
+    result.line_search = None if counts is None else {**counts, **{k: counts[k] + v for k, v in carried.items()}}
     result.ms_per_iteration = 1000.0 * (timed / (result.iterations - WARMUP) if result.iterations > WARMUP
                                         else result.seconds / max(result.iterations, 1))
     return result
+
+
+def restart_lbfgs(opt, carried: dict[str, int]) -> None:
+    """Restart L-BFGS (``lbfgs``, or the L-BFGS part of ``adam_lbfgs``) from a fresh history when the objective
+    changes (after the data-only warm-up): curvature pairs of another function mislead the next steps (the first
+    step after the change jumped to NaN). Its iteration and evaluation counts so far are added to ``carried``."""
+    lbfgs = opt.lbfgs if isinstance(opt, AdamThenLBFGS) else opt
+    if isinstance(lbfgs, torch.optim.LBFGS):
+        state = lbfgs.state[lbfgs._params[0]]
+        carried["iterations"] += state.get("n_iter", 0)
+        carried["evaluations"] += state.get("func_evals", 0)
+        state.clear()
 
 
 def iterations_to_converge(logged_at: list[int], loss: list[float], rel: float = 0.1) -> int | None:

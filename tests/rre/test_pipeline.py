@@ -104,6 +104,9 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
         assert st["seeds"] == seeds and abs(st["diff_mean"] - (sum(pdl) - sum(data)) / seeds) < 1e-12
     n_target = sum(st["target"] for st in res["studies"])
     assert f"met in {n_target} of {len(studies)} settings" in md
+    soil_runs = [r for r in runs if r["setting"] == "soil"]
+    assert "iterations run per initialization: patch: " + " / ".join(
+        f"{r['iterations_run']}" + ("" if r["stalled"] else " (budget)") for r in soil_runs if r["case"] == "patch") in md
     for row in markdown_table_rows(md, "case | parameter"):
         rec = [r for r in res["soil"] if r["parameter"] == row[1]]
         assert len(rec) == seeds and row[2] == fmt(rec[0]["init"]) and row[4] == fmt(rec[0]["true"])

@@ -37,7 +37,7 @@ class Recorder:
                  + (f" range {output_range}" if output_range else ""))
         net, res = c.fit(mask, optimizer, iterations, batch, weight, seed, label, init=init,
                          network=None if network == "paper" else network_of(self.cfg, network),
-                         **fit, **({"output_range": output_range} if output_range else {}))
+                         output_range=output_range or "psi0", **fit)
         if res.diverged:
             self.ctx.console.print(f"warning: {label} diverged ({res.divergence}); kept as a diverged run")
         model = None if res.diverged else f"{setting}-{kind}-{run:02d}-{optimizer.name}-{batch}.pt"
@@ -67,19 +67,25 @@ def fit_case(ctx: StageContext, cfg: TrainCfg, case: str) -> tuple[list, list, l
     c = CaseFit(cfg, store.read_inputs(ctx.task_dir, case), device)
     sets = settings(cfg, c.xyzt)
     n_sel = min(sel.collocation, c.colloc.shape[0])
+    run_lengths = {}  # (setting, network, w) -> iterations its selection run took
 
     def scores_of(name: str, network: str) -> dict[float, float]:
-        """Held-out misfit per candidate w of one network in one setting (no truth is loaded in this stage)."""
+        """Held-out misfit per candidate w of one network in one setting (no truth is loaded in this stage).
+        A study network's selection runs train as the study runs they choose for (the studies' optimizer, until
+        L-BFGS stalls, at most their budget); the paper's network keeps the short selection runs."""
         mask, held = sets[name]
+        optimizer, iterations = ((sel.optimizer, sel.iterations) if network == "paper" else
+                                 (st.optimizer, st.iterations))
         scores = {}
         for j, w in enumerate(sel.weights):
             label = f"rre {case} select {name} {network} w={w:g}"
             net_cfg = None if network == "paper" else network_of(cfg, network)
-            net, res = c.fit(mask & ~held, sel.optimizer, sel.iterations, "full", w, cfg.seed + 7 * j, label,
+            net, res = c.fit(mask & ~held, optimizer, iterations, "full", w, cfg.seed + 7 * j, label,
                              n_colloc=n_sel, network=net_cfg)
             if res.diverged:
                 ctx.console.print(f"warning: {label} diverged ({res.divergence}); scored as infinite")
             scores[w] = float("inf") if res.diverged else heldout_rms(net, c.xyzt[held], c.obs[held])
+            run_lengths[(name, network, w)] = res.iterations
         return scores
 
     # 1. the protocol: on all sensors (table1) the paper's network and every candidate study network, each
@@ -94,7 +100,8 @@ def fit_case(ctx: StageContext, cfg: TrainCfg, case: str) -> tuple[list, list, l
     for key, s in scores.items():
         name, net = key if isinstance(key, tuple) else ("table1", key)
         selection += [dict(case=case, setting=name, network=net, w=w, heldout_rms=v if np.isfinite(v) else None,
-                           chosen=w == chosen[(name, net)], study=net == study) for w, v in s.items()]
+                           chosen=w == chosen[(name, net)], study=net == study,
+                           iterations=run_lengths[(name, net, w)]) for w, v in s.items()]
     # 2. the physics-only forward check: the study network on L_RRE alone (equation, boundary fluxes, initial
     # condition), no sensors; one network per candidate output range (the evaluation keeps the lowest L_RRE)
     none = np.zeros(c.obs.size, dtype=bool)

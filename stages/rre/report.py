@@ -18,8 +18,12 @@ PROTOCOL = (
     "known evaporation through the top face, no flow through the bottom and sides) and the initial condition "
     "psi(x, 0) = psi0 at t = 0 points, scaled like L_D; for the study networks also the box's water balance, and "
     "the residual weighted in time, see the forward check) is chosen by the train stage for every setting: one "
-    "full-batch Adam network per candidate w is trained on the setting's sensors minus a held-out block, and the w "
-    "with the lowest RMS misfit on the held-out block wins (ties to the larger w). The block is one sensor layer "
+    "full-batch network per candidate w is trained on the setting's sensors minus a held-out block, and the w "
+    "with the lowest RMS misfit on the held-out block wins (ties to the larger w). A study network's selection "
+    "runs train as the study runs they choose for (`rre.train.studies.optimizer`: Adam, then L-BFGS until it "
+    "stalls, at most `rre.train.studies.iterations`; the iterations each took are in the selection table): a "
+    "selection from short runs scores networks that have not yet met the physics and favours w = 0. The paper's "
+    "network keeps short full-batch Adam selection runs (`rre.train.selection`). The block is one sensor layer "
     "of the setting (the middle of an odd number, the deeper of two: it scores what the network gives away from "
     "the sensor depths, where the physics has to fill in) or the latest 20 % of the training window (forecast: it "
     "scores extrapolation in time). The study network (width, depth, output transform, time input: "
@@ -329,13 +333,18 @@ def report_section(data_dir: Path) -> ReportSection | None:
                   "loss, is kept ('kept'), and the target is judged on it.\n")
         md.append(FORWARD_NOTE + "\n")
     chosen = [r for r in res["selection"] if r["chosen"]]
+    def candidates(r: dict) -> list[dict]:
+        return [x for x in res["selection"] if (x["case"], x["setting"], x["network"]) ==
+                (r["case"], r["setting"], r["network"])]
+
     sel = [[r["case"], r["setting"], r["network"] + (" (study)" if r["study"] else ""),
-            ", ".join(f"{x['w']:g}: {fmt(x['heldout_rms'], 3)}" for x in res["selection"]
-                      if (x["case"], x["setting"], x["network"]) == (r["case"], r["setting"], r["network"])), r["w"]]
+            ", ".join(f"{x['w']:g}: {fmt(x['heldout_rms'], 3)}" for x in candidates(r)), r["w"],
+            ", ".join(f"{x['w']:g}: {x['iterations']}" for x in candidates(r))]
            for r in sorted(chosen, key=lambda r: (cases.index(r["case"]), r["setting"], r["network"]))]
     if sel:
         md.append("### Selection of the study network and w: held-out RMS misfit (cm) per candidate\n")
-        md.append(markdown_table(["case", "setting", "network", "held-out RMS by w", "chosen w"], sel))
+        md.append(markdown_table(["case", "setting", "network", "held-out RMS by w", "chosen w",
+                                  "iterations by w"], sel))
     st = study_rows(res["studies"])
     if st:
         md.append("### Studies: sparse sensors and forecast (re_psi, re_theta over the stated times)\n")

@@ -51,7 +51,7 @@ RESULTS = pa.schema(list(TRAIN_RUNS) + [
 ])
 # held-out misfit per (setting, network, w); chosen: that network's w in that setting; study: the study network
 SELECTION = pa.schema([("case", STR), ("setting", STR), ("network", STR), ("w", F64), ("heldout_rms", F64),
-                       ("chosen", BOOL), ("study", BOOL)])
+                       ("chosen", BOOL), ("study", BOOL), ("iterations", I64)])
 HISTORY = pa.schema([("case", STR), ("run", I64), ("iteration", I64), ("loss", F64), ("loss_data", F64),
                      ("loss_rre", F64)])
 # the soil study, one row per network initialization and parameter (init: the parameter's start value)

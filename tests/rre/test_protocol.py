@@ -64,7 +64,7 @@ def tiny(params):
     t["cases"] = ["evaporation"]
     t["runs"] = [{"optimizer": {"name": "adam", "lr": 0.01}, "batch": "full", "iterations": 3}]
     t["selection"].update(weights=[0.0, 0.1], iterations=3, collocation=100)
-    t["studies"].update(iterations=3, sparse=[{"locations": 2, "layers": 3}])
+    t["studies"].update(iterations=4, sparse=[{"locations": 2, "layers": 3}])
     t["studies"]["soil"]["iterations"] = 3
     return p
 
@@ -93,6 +93,9 @@ def test_selection_runs_without_the_truth(smoke_params, tmp_path, monkeypatch):
     adam = next(r for r in out["runs"] if r["setting"] == "table1" and r["optimizer"] == "adam")
     assert adam["residual_weight"] == chosen[("table1", "paper")]
     assert {r["setting"] for r in out["runs"]} >= {"forward", "sparse-2x3", "forecast", "soil"}
+    # a study network's selection runs train as the study runs (their budget: 4), the paper's the short runs (3)
+    lengths = {(r["network"], r["iterations"]) for r in out["selection"]}
+    assert lengths == {("paper", 3), ("study-0", 4)}
 
 
 def test_choose_network_takes_the_lowest_misfit_over_networks_and_weights():

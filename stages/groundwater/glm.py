@@ -305,7 +305,7 @@ def check_draws(z: np.ndarray, sims: np.ndarray, ok: np.ndarray, log_q: np.ndarr
 
     The ELBO is the mean of ln p(d | z) p(z) - ln q(z) over the same draws, so modes where q is the prior cancel
     draw by draw. Draws whose run failed are left out (counted): they lie where MODFLOW does not converge."""
-    fit = predictive_check(z, sims, ok, d, weights)
+    fit = predictive_check(sims, ok, d, weights)
     z, sims, log_q = z[ok], sims[ok], np.asarray(log_q)[ok]
     log_w = log_target(z, sims, d, weights) - log_q
     w = np.exp(log_w - log_w.max())
@@ -313,7 +313,7 @@ def check_draws(z: np.ndarray, sims: np.ndarray, ok: np.ndarray, log_q: np.ndarr
                      predictive_mean_rmse=fit.predictive_mean_rmse, phi_median=fit.phi_median, n_failed=fit.n_failed)
 
 
-def predictive_check(z: np.ndarray, sims: np.ndarray, ok: np.ndarray, d: np.ndarray, weights: np.ndarray) -> DrawCheck:
+def predictive_check(sims: np.ndarray, ok: np.ndarray, d: np.ndarray, weights: np.ndarray) -> DrawCheck:
     """The posterior predictive fit of draws without a density (an ensemble): RMS of (mean heads - observed) and
     the median phi over the draws whose run converged; ELBO, Pareto-k and ESS are NaN."""
     sims = sims[ok]

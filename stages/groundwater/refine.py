@@ -171,4 +171,4 @@ def refine(forward: Forward, prior: ReducedPrior, d: np.ndarray, weights: np.nda
     ens = rml_update(forward, prior, lap, members, sims, ok, d, weights, rml_iterations)
     return Refined(lap, True, f"refined: its ELBO is above the flow's; {rml_iterations} RML updates",
                    flow_check, check, runs + n * rml_iterations, ens,
-                   predictive_check(ens.z, ens.sims, ens.ok, d, weights))
+                   predictive_check(ens.sims, ens.ok, d, weights))

@@ -1,7 +1,7 @@
 """rre speed figures: time per P-DL training iteration (full batch / mini-batch 128; forward-mode derivatives,
 compiled with torch.compile or eager, vs nested autograd; full batch also with the 2,000 boundary points the
-default training adds) and Richards-solver time for the 20 x 20 x 10 x 30
-benchmark.
+default training adds; the default study network with its physics points, compiled vs eager) and
+Richards-solver time for the 20 x 20 x 10 x 30 benchmark.
 
     python benchmarks/rre_bench.py [--iterations 30] [--no-solver]   (threads: torch's default, or OMP_NUM_THREADS)
 
@@ -23,7 +23,7 @@ from phys_ml.stages.rre.cases import CaseSpec, run_case
 from phys_ml.stages.rre.model import PsiNet
 from phys_ml.stages.rre.soil import VanGenuchten
 from phys_ml.stages.rre.solver import Grid, Stepping
-from phys_ml.stages.rre.train import Boundary, TrainData, _compiled_losses, losses
+from phys_ml.stages.rre.train import Boundary, Initial, MassBalance, TrainData, _compiled_losses, losses
 
 SOIL = VanGenuchten()
 HI = [25.0, 25.0, 5.0, 3250.0]
@@ -42,6 +42,16 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
+def study_data(g: torch.Generator, hi: torch.Tensor, sensors, psi_obs, bnd: Boundary) -> TrainData:
+    """The default study network's physics points: 3,000 collocation, the 2,000 boundary points, 1,000 t = 0 points
+    and 300 x 16 water-balance points, the residual time-weighted (rre.train.physics)."""
+    t0 = torch.rand(1000, 4, generator=g) * hi
+    t0[:, 3] = 0.0
+    mass = MassBalance(torch.rand(4800, 4, generator=g) * hi, torch.linspace(0.001, 0.01, 16), -1.0)
+    return TrainData(sensors, psi_obs, torch.rand(3000, 4, generator=g) * hi, SOIL, 3250.0, 28.0, boundary=bnd,
+                     initial=Initial(t0, -1.0), mass=mass, time_weight=(1.0, 0.5))
+
+
 def iteration(net, data, opt, sensors, psi_obs, colloc, how: str):
     """One Adam step; ``how``: compiled | eager (forward-mode) | nested (nested reverse-mode autograd)."""
     loss_fn = _compiled_losses() if how == "compiled" else losses
@@ -50,7 +60,7 @@ def iteration(net, data, opt, sensors, psi_obs, colloc, how: str):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss_fn(net, data, sensors, psi_obs, colloc, 1.0, data.boundary)[0].backward()
+        loss_fn(net, data, sensors, psi_obs, colloc, 1.0, data.boundary, None, data.initial)[0].backward()
         opt.step()
 
     return step
@@ -84,6 +94,14 @@ def main() -> None:
             label = {"compiled": "forward-mode, torch.compile", "eager": "forward-mode, eager",
                      "nested": "nested autograd"}[how]
             print(f"{mode:32s} {label:28s} wall {wall:7.2f} ms   cpu {cpu:7.2f} ms per Adam iteration")
+    study = study_data(g, hi, sensors, psi_obs, dataclasses.replace(bnd, axis=torch.arange(2000) % 3))
+    for how in ("compiled", "eager"):
+        net = PsiNet(20, 4, [0, 0, 0, 0], HI, -30.0, 28.0, log_time=1.0)
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        wall, cpu = timed(iteration(net, study, opt, sensors, psi_obs, study.colloc, how), args.iterations)
+        label = {"compiled": "forward-mode, torch.compile", "eager": "forward-mode, eager"}[how]
+        print(f"{'study net 4x20, default physics':32s} {label:28s} wall {wall:7.2f} ms   cpu {cpu:7.2f} ms per "
+              "Adam iteration")
     if not args.no_solver:
         spec = CaseSpec(Grid(20, 20, 10, 25.0, 25.0, 5.0), SOIL, -1.0, 0.75, 3250.0, 30)
         for name, stepping in (("tight", Stepping.tight()), ("mrst-like", Stepping.mrst())):

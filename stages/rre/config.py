@@ -199,7 +199,7 @@ class TrainCfg(Config):
     selection: SelectionCfg
     studies: StudiesCfg
     derivatives: Literal["taylor", "autograd"]  # forward-mode or nested autograd for eq. 6
-    compile: bool  # torch.compile the full-batch forward-mode loss (needs a C++ compiler on CPU)
+    compile: bool  # torch.compile the physics term of full-batch forward-mode runs (needs a C++ compiler on CPU)
     batch_size: Cells
     log_every: Cells
     lr_decay: float = Field(gt=0, le=1)  # exponential decay of the learning rate to this fraction

@@ -222,9 +222,10 @@ class CaseFit:
         scale = float(max((obs.max() - obs.min()) / 2, 1e-3)) if obs.size else max(abs(self.inputs.psi0), 1e-3)
         colloc, bnd = self.physics(network)
         colloc = colloc if n_colloc is None else colloc[:n_colloc]
-        # the short selection runs and the study networks (a new graph per sensor set) stay eager: compiling
-        # would cost more than it saves
-        compile_ = self.cfg.compile and n_colloc is None and network is None
+        # compiled: the study networks (one graph per set of physics points, whatever the sensors) and the
+        # paper network's full runs; the paper network's short selection runs stay eager (compiling its 2,000
+        # selection points would cost more than those runs take)
+        compile_ = self.cfg.compile and (network is not None or n_colloc is None)
         return TrainData(self.f32(self.xyzt[mask]), self.f32(obs), colloc, self.soil, self.t_end, scale,
                          self.cfg.derivatives, compile_, bnd, self.initial, self.mass(network),
                          self.time_weight(network))

@@ -93,6 +93,19 @@ class PsiNet(nn.Module):
             a = torch.tanh(lin(a))
         return self._output(self._value(self.linears[-1](a).squeeze(-1), coords[:, 3]))
 
+    def normal_derivative(self, coords: torch.Tensor, axis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """psi (N,) and its derivative along one space axis per point (N,), ``axis`` (N,) long: 0 x, 1 y, 2 depth
+        (what a face's flux needs: the derivative along its normal only)."""
+        value, first = directional_forward(self.scaled(coords), [lin.weight for lin in self.linears],
+                                           [lin.bias for lin in self.linears], axis)
+        v1 = self.psi_scale * self.in_scale[axis] * first
+        v = self.psi_centre + self.psi_scale * value
+        if self.hard_tau is not None:  # v = v0 + g(t) (w - v0): v_i = g w_i
+            g = self._gate(coords[:, 3])[0]
+            v1, v = g * v1, self.v0 + g * (v - self.v0)
+        psi = self._output(v)
+        return psi, (v1 if self.transform == "linear" else psi * v1)  # neg_exp: psi_i = psi v_i
+
     def derivatives(self, coords: torch.Tensor) -> dict[str, torch.Tensor]:
         """psi and psi_x, psi_y, psi_z, psi_t, psi_xx, psi_yy, psi_zz (z = depth), each (N,), physical units."""
         weights = [lin.weight for lin in self.linears]
@@ -120,6 +133,20 @@ class PsiNet(nn.Module):
             for i, name in enumerate(INPUTS[:3]):
                 out[f"psi_{name}"], out[f"psi_{name}{name}"] = psi * v1[i], psi * (v2[i] + v1[i] ** 2)
         return out
+
+
+def directional_forward(xs: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor],
+                        axis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A tanh MLP's output (N,) and its first derivative (N,) in one input per point, ``axis`` (N,), at scaled
+    inputs ``xs`` (N, 4): one derivative channel instead of ``taylor_forward``'s seven."""
+    w0 = weights[0]
+    a = torch.tanh(w0 @ xs.T + biases[0][:, None])  # (H, N)
+    first = (1 - a * a) * w0[:, axis]  # the input's own derivative is a unit vector: a column of W per point
+    for w, b in zip(weights[1:-1], biases[1:-1]):
+        a = torch.tanh(w @ a + b[:, None])
+        first = (1 - a * a) * (w @ first)
+    w, b = weights[-1], biases[-1]
+    return (w @ a + b[:, None]).squeeze(0), (w @ first).squeeze(0)
 
 
 def taylor_forward(xs: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]

@@ -157,13 +157,17 @@ FORWARD_NOTE = (
     "about linearly with |psi| near saturation: about 10 times smaller at -1 cm than at -30 cm), and L-BFGS stalls "
     "(a committed run before this rule: 808 of 5,000 iterations moved the weights, re_psi 0.96). Scaled to span "
     "also the head of uniform drying by the known top flux (about -31 cm on patch, -53 cm on evaporation; from the "
-    "flux, the depth and the retention curve, no solver), the network leaves that state and L-BFGS keeps moving; "
+    "flux, the depth and the retention curve, no solver), the network leaves that state and L-BFGS moves for "
+    "thousands of iterations; "
     "in development runs on patch (this draw of points) re_psi was 0.31 / 0.025 / 0.029 after 3,000 / 10,000 / "
     "20,000 iterations with the training loss still falling (0.035 / 0.017 / 0.008) while the residual on the "
     "solver's grid rose past 10,000 (normalized 0.026 -> 0.058); with 6,000 collocation points instead of 3,000 "
     "it reached 0.048, with 10,000 it stalled at a loss of 0.046 (re_psi 1.1; 10,000 iterations each): a network "
     "that meets the training points meets the equation between them only to a few 1e-2 here, and how well "
-    "depends on the draw. On evaporation the same scaling stalls at a 15 times "
+    "depends on the draw. It depends on the rounding too: those development runs computed the loss eagerly, the "
+    "pipeline's runs compile it (rre.train.compile: the same terms, float32 sums in another order), and the same "
+    "configuration then takes another path to another end point (the table above: where it stalled, what it "
+    "reached). On evaporation the same scaling stalls at a 15 times "
     "higher loss than psi0's (development run: re_psi 0.020 against 0.005), so neither scaling suits both cases; "
     "the check trains one network per candidate and keeps the lower final L_RRE, which picks the better network "
     "in both cases without reading the solver.")
@@ -333,6 +337,7 @@ def report_section(data_dir: Path) -> ReportSection | None:
                   "loss, is kept ('kept'), and the target is judged on it.\n")
         md.append(FORWARD_NOTE + "\n")
     chosen = [r for r in res["selection"] if r["chosen"]]
+
     def candidates(r: dict) -> list[dict]:
         return [x for x in res["selection"] if (x["case"], x["setting"], x["network"]) ==
                 (r["case"], r["setting"], r["network"])]

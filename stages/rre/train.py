@@ -149,21 +149,35 @@ def boundary_residual(net: PsiNet, bnd: Boundary, soil: VanGenuchten, derivative
                       unsaturated: bool = False) -> torch.Tensor:
     """Outward-flux misfit on the boundary faces: K (psi_z - 1) - E on z faces (upward Darcy flux with z the
     depth), K psi_x or K psi_y on the sides (prescribed 0)."""
-    d = autograd_derivatives(net, bnd.points) if derivatives == "autograd" else net.derivatives(bnd.points)
-    grads = torch.stack([d["psi_x"], d["psi_y"], d["psi_z"] - 1.0])  # (3, Nb)
-    g = grads.gather(0, bnd.axis[None, :]).squeeze(0)
-    psi = d["psi"].clamp(max=-1e-3) if unsaturated else d["psi"]
+    if derivatives == "autograd":
+        d = autograd_derivatives(net, bnd.points)
+        psi, normal = d["psi"], torch.stack([d["psi_x"], d["psi_y"], d["psi_z"]]).gather(0, bnd.axis[None]).squeeze(0)
+    else:
+        psi, normal = net.normal_derivative(bnd.points, bnd.axis)
+    g = torch.where(bnd.axis == 2, normal - 1.0, normal)
+    psi = psi.clamp(max=-1e-3) if unsaturated else psi
     return conductivity(psi, soil) * g - bnd.flux
 
 
 def losses(net: PsiNet, data: TrainData, sensors: torch.Tensor, psi_obs: torch.Tensor, colloc: torch.Tensor,
            weight: float, boundary: Boundary | None = None, soil: VanGenuchten | None = None,
-           initial: Initial | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+           initial: Initial | None = None, physics=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, L_D, L_RRE) on the given sensor readings, collocation, boundary and initial points. L_D is 0
-    without sensors (the physics-only forward problem)."""
+    without sensors (the physics-only forward problem). ``physics``: the function computing
+    ``physics_terms`` (its compiled form, or None for the eager one)."""
+    l_data = _data_term(net, data, sensors, psi_obs)
+    l_rre, ini = (physics or physics_terms)(net, data, colloc, boundary, soil, initial)
+    l_rre = l_rre + ini / data.psi_scale**2  # psi(x, 0) = psi0, scaled like L_D
+    return l_data + weight * l_rre, l_data, l_rre
+
+
+def physics_terms(net: PsiNet, data: TrainData, colloc: torch.Tensor, boundary: Boundary | None = None,
+                  soil: VanGenuchten | None = None, initial: Initial | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_RRE without its initial-condition term, the mean square of psi(x, 0) - psi0 in cm^2, 0 without initial
+    points). Nothing here depends on the sensors, so one compiled form serves every sensor set."""
     learned = soil is not None
     soil = data.soil if soil is None else soil
-    l_data = _data_term(net, data, sensors, psi_obs)
     d = autograd_derivatives(net, colloc) if data.derivatives == "autograd" else net.derivatives(colloc)
     if learned:  # d u^(n-1) / dn = u^(n-1) ln u is NaN at u = 0: keep a learned soil's psi unsaturated
         d = {**d, "psi": d["psi"].clamp(max=-1e-3)}
@@ -175,11 +189,10 @@ def losses(net: PsiNet, data: TrainData, sensors: torch.Tensor, psi_obs: torch.T
     if boundary is not None:
         b = boundary_residual(net, boundary, soil, data.derivatives, learned) / (data.r_scale * boundary.lz)
         l_rre = l_rre + b.pow(2).mean()
-    if initial is not None:  # psi(x, 0) = psi0, scaled like L_D
-        l_rre = l_rre + ((net(initial.points) - initial.psi0) / data.psi_scale).pow(2).mean()
     if data.mass is not None:
         l_rre = l_rre + data.mass.misfit(net, soil, learned).pow(2).mean()
-    return l_data + weight * l_rre, l_data, l_rre
+    ini = torch.zeros_like(l_rre) if initial is None else (net(initial.points) - initial.psi0).pow(2).mean()
+    return l_rre, ini
 
 
 def _data_term(net, data, sensors, psi_obs):
@@ -191,11 +204,6 @@ def _data_term(net, data, sensors, psi_obs):
 def _data_losses(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None, initial=None):
     l_data = _data_term(net, data, sensors, psi_obs)
     return l_data, l_data, torch.zeros(())
-
-
-def _terms(net, data, sensors, psi_obs, colloc, boundary=None, initial=None):
-    _, l_data, l_rre = losses(net, data, sensors, psi_obs, colloc, 0.0, boundary, None, initial)
-    return l_data, l_rre
 
 
 def require_cxx() -> None:
@@ -211,16 +219,16 @@ def require_cxx() -> None:
 
 @functools.cache
 def _compiled_losses():
-    """One compiled loss per process, so runs with new networks of the same shape reuse its graphs. The weight is
-    applied outside the compiled part, so a new w does not recompile (a new sensor set or scale still does)."""
+    """One compiled physics term per process, so runs with new networks of the same shape reuse its graphs: the
+    data term (a plain forward pass) and the weights stay outside it, so a new sensor set, scale or w does not
+    recompile; a new set of physics points (or a learned soil) compiles once more."""
     import torch._dynamo
 
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
-    terms = torch.compile(_terms, dynamic=False)
+    physics = torch.compile(physics_terms, dynamic=False)
 
     def compiled(net, data, sensors, psi_obs, colloc, weight, boundary=None, soil=None, initial=None):
-        l_data, l_rre = terms(net, data, sensors, psi_obs, colloc, boundary, initial)
-        return l_data + weight * l_rre, l_data, l_rre
+        return losses(net, data, sensors, psi_obs, colloc, weight, boundary, soil, initial, physics=physics)
 
     return compiled
 
@@ -240,7 +248,7 @@ def train(net: PsiNet, data: TrainData, optimizer: dict, *, iterations: int, bat
     gamma = lr_decay ** (1.0 / iterations)
     # compiled for full batches only: on an idle CPU a compiled mini-batch step is also ~2x faster, but its many
     # tiny parallel loops stalled (~100 ms per step) when other jobs shared the cores; eager mini-batch steps do not
-    compiled = data.compile and data.derivatives == "taylor" and batch == "full" and soil is None
+    compiled = data.compile and data.derivatives == "taylor" and batch == "full"
     step_losses = _compiled_losses() if compiled else losses
     physics_losses = step_losses
     result = TrainResult(iterations=iterations)

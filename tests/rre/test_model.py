@@ -57,6 +57,20 @@ def test_hard_initial_condition_is_exact_at_t0_and_its_derivatives_match_autogra
         torch.testing.assert_close(ours[key], ref[key], rtol=1e-10, atol=1e-12 * float(ref[key].detach().abs().max()))
 
 
+@pytest.mark.parametrize("transform, hard_initial", [("linear", None), ("neg_exp", (-1.0, 2.0))])
+def test_normal_derivative_matches_autograd(transform, hard_initial):
+    """The boundary faces' one derivative per point (along each face's normal) equals nested autograd's."""
+    torch.manual_seed(0)
+    net = PsiNet(6, 3, [0, 0, 0, 0], [25, 25, 5, 3250], 2.0, 1.5, transform, 1.0, hard_initial).double()
+    x = points()
+    axis = torch.arange(x.shape[0]) % 3
+    psi, normal = net.normal_derivative(x, axis)
+    ref = autograd_derivatives(net, x)
+    want = torch.stack([ref["psi_x"], ref["psi_y"], ref["psi_z"]]).gather(0, axis[None]).squeeze(0)
+    torch.testing.assert_close(psi, ref["psi"], rtol=1e-12, atol=0.0)
+    torch.testing.assert_close(normal, want, rtol=1e-10, atol=1e-12 * float(want.detach().abs().max()))
+
+
 def test_parameter_gradients_match_autograd():
     net, x = small_net(), points()
 
@@ -107,17 +121,26 @@ def test_both_derivative_modes_give_the_same_loss():
     torch.testing.assert_close(values[0], values[1], rtol=1e-10, atol=0.0)
 
 
-def test_compiled_loss_matches_eager():
-    """torch.compile (rre.train.compile) changes how the loss is computed, not what it is."""
-    from phys_ml.stages.rre.train import TrainData, _compiled_losses, losses
+@pytest.mark.parametrize("learned_soil", [False, True])
+def test_compiled_loss_matches_eager(learned_soil):
+    """torch.compile (rre.train.compile) changes how the loss is computed, not what it is: with the boundary
+    fluxes and the initial condition, for a known and for a learned soil."""
+    from phys_ml.stages.rre.train import Boundary, Initial, SoilParams, TrainData, _compiled_losses, losses
 
-    net, x = small_net(), points(200)
+    net, x = small_net(), points(260)
     obs = -30.0 + torch.linspace(0, 5, 50, dtype=torch.float64)
-    data = TrainData(x[:50], obs, x[50:], SOIL, 3250.0, 28.0, "taylor", compile=True)
+    bnd = Boundary(x[200:230], torch.arange(30) % 3, torch.full((30,), 1e-4, dtype=torch.float64), 5.0)
+    t0 = x[230:].clone()
+    t0[:, 3] = 0.0
+    ini = Initial(t0, -1.0)
+    data = TrainData(x[:50], obs, x[50:200], SOIL, 3250.0, 28.0, "taylor", compile=True, boundary=bnd, initial=ini)
+    soil = SoilParams(VanGenuchten(alpha=0.05, n=1.6, k_s=0.005)).double() if learned_soil else None
+    params = list(net.parameters()) + ([] if soil is None else list(soil.parameters()))
     results = []
     for fn in (losses, _compiled_losses()):
-        terms = fn(net, data, data.sensors, data.psi_obs, data.colloc, 0.5)
-        grads = torch.autograd.grad(terms[0], list(net.parameters()))
+        terms = fn(net, data, data.sensors, data.psi_obs, data.colloc, 0.5, bnd, None if soil is None
+                   else soil.soil(), ini)
+        grads = torch.autograd.grad(terms[0], params)
         results.append((torch.stack(terms).detach(), grads))
     (eager, g_eager), (comp, g_comp) = results
     torch.testing.assert_close(comp, eager, rtol=1e-10, atol=0.0)

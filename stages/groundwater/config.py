@@ -100,7 +100,9 @@ class FlowModelConfig(Config):
     bins: int = Field(ge=2)
     spline_bound: float = Field(gt=0)
     coupling_dims: int | None = Field(ge=2, le=706, description="leading prior modes the couplings act on")
-    rest: Literal["prior", "diagonal"] = Field(description="the other modes: the prior, or a conditional diagonal")
+    rest: Literal["prior", "diagonal", "linear"] = Field(description="the other modes: the prior, a conditional "
+                                                         "diagonal, or (next rest_modes) a linear-Gaussian conditional")
+    rest_modes: int = Field(ge=0, le=704, description="rest linear: modes after the coupled ones it covers")
     dropout: float = Field(ge=0, lt=1)
     summary_dim: int = Field(ge=1)
     conv_channels: int = Field(ge=1)

@@ -14,15 +14,17 @@
 - `AmortizedPosterior` joins them: ``log_prob(z, heads, mask)`` is the training objective of eq. 22
   (maximum likelihood of z under the flow conditioned on the summary), ``sample_lnk`` draws ln K.
   With ``coupling_dims = k`` (ours) the couplings act on the k leading prior modes, which the 13 wells inform,
-  and the other 706 - k modes keep the prior N(0, I) (``rest = "prior"``) or get a conditional diagonal Gaussian
-  (``"diagonal"``): 4,800 training pairs cannot teach a flow over 706 inputs without memorizing them (the
-  training loss falls while the validation loss rises within a few epochs), and the cost falls by an order of
-  magnitude. ``None`` couples all 706, as in the paper.
+  and the other 706 - k modes keep the prior N(0, I) (``rest = "prior"``), get a conditional diagonal Gaussian
+  (``"diagonal"``) or, for the next ``rest_modes`` of them, the linear-Gaussian conditional of
+  `LinearGaussianRest` (``"linear"``; the rest keep the prior): 4,800 training pairs cannot teach a flow over 706
+  inputs without memorizing them (the training loss falls while the validation loss rises within a few epochs),
+  and the cost falls by an order of magnitude. ``None`` couples all 706, as in the paper.
 Shapes: heads and mask (B, 13, 25); z (B, 706).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -48,13 +50,14 @@ class FlowSizes:
     bins: int  # spline bins
     spline_bound: float  # the spline is the identity outside [-bound, bound] (z is whitened)
     coupling_dims: int | None  # leading whitened coordinates the couplings act on (None: all)
-    rest: str  # the other coordinates: "prior" (N(0, I), no parameters) or "diagonal" (N(mu(c), s(c)^2))
+    rest: str  # the other coordinates: "prior" (N(0, I), no parameters), "diagonal" (N(mu(c), s(c)^2)) or "linear"
     dropout: float
     summary_dim: int
     conv_channels: int
     mask_seed: int  # seed of the random half-masks of the coupling layers
     elementwise: bool  # a conditional elementwise affine layer first (ours: a Gaussian start for the flow)
     linear_modes: int  # 0: off; else the linear summary in this many leading modes joins the CNN summary (ours)
+    rest_modes: int  # rest "linear": the modes after the coupled ones with the linear-Gaussian conditional
 
 
 class ReLUDropout(nn.Sequential):
@@ -204,6 +207,54 @@ class LinearSummary(nn.Module):
         return (self.raw(heads, mask) - self.shift) / self.scale
 
 
+class LinearGaussianRest(nn.Module):
+    """q(z_r | heads) = N(B [f; 1], L L^T) over ``modes`` whitened coordinates (ours, ``rest = "linear"``): f the
+    linearized posterior mean in the leading ``features`` modes (a `LinearSummary`'s raw output), B and L fitted
+    in closed form on the training pairs (``fit``: least squares and the covariance of the residuals, the
+    maximum-likelihood linear-Gaussian conditional). The posterior factorizes over the flow's modes and these, so
+    this maximum-likelihood fit is separate from the flow's training and needs no gradient steps."""
+
+    RIDGE = 1.0  # a unit Gaussian prior on the coefficients (whitened units): keeps the fit well posed
+
+    def __init__(self, n_obs: int, features: int, modes: int):
+        super().__init__()
+        self.modes = modes
+        self.summary = LinearSummary(n_obs, features)
+        self.register_buffer("coef", torch.zeros(features + 1, modes))
+        self.register_buffer("chol", torch.eye(modes))
+        self.register_buffer("fitted", torch.tensor(False))  # until fitted: the prior N(0, I) (the flow trains so)
+
+    def _design(self, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        f = self.summary.raw(heads, mask)
+        return torch.cat([f, torch.ones_like(f[:, :1])], dim=-1)
+
+    def mean(self, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self._design(heads, mask) @ self.coef
+
+    def log_prob(self, z: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B,) ln N(z | mean(heads), L L^T) for z (B, modes)."""
+        if not self.fitted:
+            return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+        white = torch.linalg.solve_triangular(self.chol, (z - self.mean(heads, mask)).T, upper=False).T
+        return (-0.5 * white.pow(2).sum(-1) - torch.log(torch.diagonal(self.chol)).sum()
+                - 0.5 * self.modes * math.log(2 * math.pi))
+
+    def sample(self, eps: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Draws for one data set (heads, mask (1, wells, steps)) from standard normal ``eps`` (n, modes)."""
+        return self.mean(heads, mask) + eps @ self.chol.T if self.fitted else eps
+
+    @torch.no_grad()
+    def fit(self, heads: torch.Tensor, mask: torch.Tensor, z: torch.Tensor, batch: int = 1000) -> None:
+        """Fit on observed heads and masks (N, wells, steps) and the matching whitened coordinates z (N, modes)."""
+        x = torch.cat([self._design(h, m) for h, m in zip(torch.split(heads, batch), torch.split(mask, batch))])
+        x, z = x.double(), z.double()
+        coef = torch.linalg.solve(x.T @ x + self.RIDGE * torch.eye(x.shape[1], dtype=x.dtype), x.T @ z)
+        res = z - x @ coef
+        self.coef.copy_(coef)
+        self.chol.copy_(torch.linalg.cholesky(res.T @ res / len(res)))
+        self.fitted.fill_(True)
+
+
 class AmortizedPosterior(nn.Module):
     """q(ln K | heads): whitening + summary network + conditional flow, with the data standardization inside."""
 
@@ -221,10 +272,13 @@ class AmortizedPosterior(nn.Module):
         dim = len(prior_mean)
         self.n_coupled = dim if sizes.coupling_dims is None else min(sizes.coupling_dims, dim)
         self.flow = ConditionalCouplingFlow(self.n_coupled, context, sizes)
-        if sizes.rest not in ("prior", "diagonal"):
-            raise ValueError(f"rest must be 'prior' or 'diagonal', got {sizes.rest!r}")
+        if sizes.rest not in ("prior", "diagonal", "linear"):
+            raise ValueError(f"rest must be 'prior', 'diagonal' or 'linear', got {sizes.rest!r}")
         self.rest = (ConditionalDiagonalFlow(dim - self.n_coupled, context, sizes)
                      if self.n_coupled < dim and sizes.rest == "diagonal" else None)
+        modes = min(sizes.rest_modes, dim - self.n_coupled)
+        self.rest_linear = (LinearGaussianRest(n_wells * n_steps, self.n_coupled + modes, modes)
+                            if modes > 0 and sizes.rest == "linear" else None)
 
     @property
     def dim(self) -> int:
@@ -256,6 +310,10 @@ class AmortizedPosterior(nn.Module):
         lp = self.flow(c).log_prob(z[..., :k])
         if self.rest is not None:
             return lp + self.rest(c).log_prob(z[..., k:])
+        if self.rest_linear is not None:
+            m = k + self.rest_linear.modes
+            lp = lp + self.rest_linear.log_prob(z[..., k:m], heads, mask)
+            k = m
         return lp + torch.distributions.Normal(0.0, 1.0).log_prob(z[..., k:]).sum(-1)  # the prior's own modes
 
     def log_prob_lnk(self, lnk: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -271,8 +329,20 @@ class AmortizedPosterior(nn.Module):
         k = self.n_coupled
         # zuko's flows map x -> base; sampling runs their inverse on base draws (one pass per coupling layer).
         parts = [self.flow(c).transform.inv(eps[:, :k])]
+        if self.rest_linear is not None:
+            m = k + self.rest_linear.modes
+            parts.append(self.rest_linear.sample(eps[:, k:m], heads[None], mask[None]))
+            k = m
         parts.append(self.rest(c).transform.inv(eps[:, k:]) if self.rest is not None else eps[:, k:])
         return self.whitening.inverse(torch.cat(parts, dim=-1))
+
+    def fit_linear_rest(self, jac: np.ndarray, sim0: np.ndarray, noise_sd: float, heads: torch.Tensor,
+                        mask: torch.Tensor, z: torch.Tensor) -> None:
+        """Fit the linear-Gaussian rest (``rest = "linear"``) on observed training heads and masks and their
+        whitened coordinates z (N, 706), with the Jacobian at the prior mean."""
+        self.rest_linear.summary.set_linearization(jac, sim0, noise_sd)
+        k = self.n_coupled
+        self.rest_linear.fit(heads, mask, z[:, k:k + self.rest_linear.modes])
 
 
 def n_parameters(module: nn.Module) -> int:

@@ -97,6 +97,12 @@ def observe(heads: torch.Tensor, settings: TrainSettings, gen: torch.Generator,
     return noisy, mask.to(heads.device)
 
 
+def validation_observations(heads_val: torch.Tensor, settings: TrainSettings, seed: int
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The validation split's fixed noise and truncation draws (the same at every epoch and after training)."""
+    return observe(heads_val, settings, torch.Generator().manual_seed(seed + 1))
+
+
 def nll(model: AmortizedPosterior, z: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood of whitened parameters under the conditional flow (eq. 22)."""
     return -model.log_prob_z(z, heads, mask).mean()
@@ -123,8 +129,7 @@ def train(model: AmortizedPosterior, z_train: torch.Tensor, heads_train: torch.T
     device = z_train.device
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     gen = torch.Generator().manual_seed(seed)
-    val_gen = torch.Generator().manual_seed(seed + 1)
-    val_heads, val_mask = observe(heads_val, settings, val_gen)
+    val_heads, val_mask = validation_observations(heads_val, settings, seed)
     if state is None:
         state = TrainState()
     else:

@@ -24,7 +24,8 @@ from phys_ml.stages.common.timings import Stopwatch, record_timing
 from . import analysis, evaluation, freyberg, plots, store
 from .config import FlowConfig, GenerateConfig, IESConfig, ModelConfig, PriorConfig
 from .flow import AmortizedPosterior, n_parameters
-from .flow_training import NonFiniteLoss, TrainState, train as train_flow_model
+from .flow_training import NonFiniteLoss, TrainState, observe, train as train_flow_model, validation_loss
+from .flow_training import validation_observations
 from .ies import distance_taper, run_ies
 from .mf6 import find_mf6, mf6_version
 from .prior import GaussianPrior
@@ -163,19 +164,23 @@ def _train_flow(ctx: StageContext) -> None:
     settings = cfg.settings(gen_cfg.noise_sd)
     tensor = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
     linearization = None
-    if cfg.model.linear_modes > 0:
+    needed = {"linear_modes": cfg.model.linear_modes,
+              "coupling_dims + rest_modes": 0 if model.rest_linear is None else model.rest_linear.summary.jac.shape[1]}
+    if max(needed.values()) > 0:
         linearization = store.read_prior_jacobian(ctx.task_dir)
-        if linearization[0].shape[1] < cfg.model.linear_modes:
-            raise UserError(f"{TASK}.flow.model.linear_modes ({cfg.model.linear_modes}) exceeds the "
-                            f"{linearization[0].shape[1]} modes of {store.JACOBIAN_FILE}: raise "
-                            f"{TASK}.glm.jacobian_modes and rerun `phys-ml train groundwater jacobian`")
+        for name, modes in needed.items():
+            if linearization[0].shape[1] < modes:
+                raise UserError(f"{TASK}.flow.model.{name} ({modes}) exceeds the {linearization[0].shape[1]} "
+                                f"modes of {store.JACOBIAN_FILE}: raise {TASK}.glm.jacobian_modes and rerun "
+                                "`phys-ml train groundwater jacobian`")
+    if cfg.model.linear_modes > 0:
         model.set_linear_summary(*linearization, gen_cfg.noise_sd, tensor(heads_tr))
     with torch.no_grad():
         z_tr, z_va = model.whitening(tensor(lnk_tr)), model.whitening(tensor(lnk_va))
     params = {"flow": cfg.model_dump(), "prior": gen_cfg.prior.model_dump(), "noise_sd": gen_cfg.noise_sd}
     ckpt = store.FlowCheckpoint(ctx.task_dir / store.CHECKPOINT_FILE, store.data_fingerprint(
         {"flow": params["flow"], "prior": params["prior"]}, lnk_tr, heads_tr,
-        *(() if linearization is None else (linearization[0][:, :cfg.model.linear_modes], linearization[1]))))
+        *(() if cfg.model.linear_modes == 0 else (linearization[0][:, :cfg.model.linear_modes], linearization[1]))))
     saved, note = ckpt.load()
     if note:
         ctx.console.print(f"{TASK} flow: {note}", highlight=False)
@@ -202,6 +207,11 @@ def _train_flow(ctx: StageContext) -> None:
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; rerun resumes from {ckpt.path} (epoch {ckpt.epochs_done()} of "
                           f"{settings.epochs} done)") from None
+    flow_val = state.best_val
+    if model.rest_linear is not None:  # its maximum-likelihood fit, apart from the flow's (see flow.py)
+        fit_heads, fit_mask = observe(tensor(heads_tr), settings, torch.Generator().manual_seed(cfg.seed + 2))
+        model.fit_linear_rest(*linearization, gen_cfg.noise_sd, fit_heads, fit_mask, z_tr)
+        state.best_val = validation_loss(model, z_va, *validation_observations(tensor(heads_va), settings, cfg.seed))
     extra = {"params": params, "best_epoch": state.best_epoch, "best_val_loss": state.best_val,
              "units": store.UNITS, "obs_cells": freyberg.OBS_CELLS,  # the training range: `infer`'s OOD check
              "heads_min": heads_tr.min(0).tolist(), "heads_max": heads_tr.max(0).tolist()}
@@ -209,6 +219,7 @@ def _train_flow(ctx: StageContext) -> None:
     store.write_history(ctx.task_dir / "flow_history.parquet", state.history, seed=cfg.seed, params=params,
                         stop_reason=state.stopped)
     summary = {"epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_val_nll": state.best_val,
+               "flow_val_nll_prior_rest": flow_val,
                "stop_reason": state.stopped, "n_parameters": n_parameters(model), "n_train": len(lnk_tr),
                "n_val": len(lnk_va), "device": str(device),
                "gradient_steps": state.epoch * (len(lnk_tr) // settings.batch_size)}

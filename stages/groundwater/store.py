@@ -268,7 +268,7 @@ def load_model(path: Path, device="cpu"):
         dim = int(blob["dim"])
         model = AmortizedPosterior(np.zeros(dim), np.eye(dim), np.zeros((blob["n_wells"], blob["n_steps"])),
                                    np.ones((blob["n_wells"], blob["n_steps"])),
-                                   FlowSizes(**{"linear_modes": 0, **blob["sizes"]}))  # files from before it
+                                   FlowSizes(**{"linear_modes": 0, "rest_modes": 0, **blob["sizes"]}))  # older files
         model.load_state_dict(blob["state_dict"])
         meta = json.loads(blob["meta"])
     return model.to(device).eval(), meta

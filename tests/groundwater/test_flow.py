@@ -234,3 +234,39 @@ def test_linear_summary_is_the_linearized_posterior_mean_with_missing_values():
     assert torch.allclose(z.mean(0), torch.zeros(k), atol=1e-4) and torch.allclose(z.std(0), torch.ones(k), atol=1e-4)
     assert model.context(torch.as_tensor(d_nan, dtype=torch.float32)[None],
                          torch.as_tensor(mask)[None]).shape == (1, 4 + k)
+
+
+def test_linear_rest_recovers_the_posterior_of_a_linear_gaussian_problem():
+    """rest = "linear": on G(z) = sim0 + J z (z ~ N(0, I)) the posterior of the modes after the coupled ones is
+    Gaussian with a mean linear in the data, which its closed-form fit must recover (mean and covariance); before
+    the fit those modes are the prior's, and q(z) is the flow's times that Gaussian times the prior's tail."""
+    from phys_ml.stages.groundwater.glm import linear_gaussian_posterior
+
+    wells, steps, dim, k, m, sd = 2, 4, 6, 2, 3, 0.5
+    small = sizes(n_affine=1, n_spline=0, hidden=8, coupling_dims=k, rest="linear", rest_modes=m, dropout=0.0,
+                  summary_dim=4, conv_channels=4)
+    torch.manual_seed(0)
+    model = AmortizedPosterior(np.zeros(dim), np.eye(dim), np.zeros((wells, steps)), np.ones((wells, steps)),
+                               small).double().eval()
+    rng = np.random.default_rng(4)
+    jac, sim0 = rng.normal(size=(wells * steps, dim)), rng.normal(size=wells * steps)
+    jac[:, k + m:] *= 0.2  # the tail mode, left to the prior, barely moves the heads
+    z = rng.standard_normal((40_000, dim))
+    d = sim0 + z @ jac.T + sd * rng.standard_normal((len(z), wells * steps))
+    heads, mask = torch.as_tensor(d.reshape(-1, wells, steps)), torch.ones(len(z), wells, steps, dtype=torch.bool)
+    z_t = torch.as_tensor(z)
+    one = (heads[:1], mask[:1])
+    prior = torch.distributions.Normal(0.0, 1.0).log_prob(z_t[:3, k:]).sum(-1)
+    c = model.context(*one)
+    assert torch.allclose(model.log_prob_z(z_t[:3], heads[:3], mask[:3]),
+                          model.flow(c).log_prob(z_t[:3, :k]) + prior)  # not fitted: the prior
+    model.fit_linear_rest(jac, sim0, sd, heads, mask, z_t)
+    mean, cov = linear_gaussian_posterior(jac, sim0, np.zeros(dim), d[0], np.full(wells * steps, 1 / sd))
+    rest = model.rest_linear
+    assert np.allclose(rest.mean(*one)[0].numpy(), mean[k:k + m], atol=0.03)
+    assert np.allclose((rest.chol @ rest.chol.T).numpy(), cov[k:k + m, k:k + m], atol=0.03)
+    tail = torch.distributions.Normal(0.0, 1.0).log_prob(z_t[:1, k + m:]).sum(-1)
+    expected = model.flow(c).log_prob(z_t[:1, :k]) + rest.log_prob(z_t[:1, k:k + m], *one) + tail
+    assert torch.allclose(model.log_prob_z(z_t[:1], *one), expected)
+    draws = model.whitening(model.sample_lnk(heads[0], mask[0], 4000, generator=torch.Generator().manual_seed(0)))
+    assert np.allclose(draws[:, k:k + m].mean(0).numpy(), mean[k:k + m], atol=0.05)

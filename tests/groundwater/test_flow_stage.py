@@ -98,6 +98,38 @@ def test_interrupted_training_resumes_to_the_same_model(smoke_data, tmp_path, mo
     assert (ctx.task_dir / store.MODEL_FILE).read_bytes() == (ctx0.task_dir / store.MODEL_FILE).read_bytes()
 
 
+def test_linear_rest_is_fitted_and_an_interrupted_fit_resumes_to_the_same_model(smoke_data, tmp_path, monkeypatch):
+    """rest: linear is fitted after the flow's epochs, while the last checkpoint still exists: Ctrl-C there leaves
+    no model file, and the rerun (from that checkpoint) writes the uninterrupted run's bytes."""
+    from phys_ml.stages.groundwater.flow import AmortizedPosterior
+
+    params, ctx0 = smoke_data
+    model, _ = store.load_model(ctx0.task_dir / store.MODEL_FILE)
+    assert model.rest_linear is not None and bool(model.rest_linear.fitted)
+    ctx = _copy_ctx(smoke_data, tmp_path)
+    real = AmortizedPosterior.fit_linear_rest
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(AmortizedPosterior, "fit_linear_rest", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.train(ctx, "flow")
+    assert (ctx.task_dir / store.CHECKPOINT_FILE).is_file() and not (ctx.task_dir / store.MODEL_FILE).exists()
+    monkeypatch.setattr(AmortizedPosterior, "fit_linear_rest", real)
+    pipeline.train(ctx, "flow")
+    assert (ctx.task_dir / store.MODEL_FILE).read_bytes() == (ctx0.task_dir / store.MODEL_FILE).read_bytes()
+
+
+def test_linear_rest_beyond_the_jacobian_is_a_user_error(smoke_data, tmp_path):
+    params = copy.deepcopy(smoke_data[0])
+    params["groundwater"]["flow"]["model"]["rest_modes"] = 100
+    ctx = _copy_ctx(smoke_data, tmp_path, params)
+    with pytest.raises(UserError, match=r"groundwater.flow.model.coupling_dims \+ rest_modes \(116\) exceeds the 20 "):
+        pipeline.train(ctx, "flow")
+    assert not (ctx.task_dir / store.MODEL_FILE).exists()
+
+
 def test_resume_after_a_checkpoint_equals_an_uninterrupted_run_with_dropout(smoke_data, tmp_path, monkeypatch):
     """Issue 21 item 3: the checkpoint holds every random state of training (the dropout draws use torch's
     global generator), so the history and the model of a resumed run are those of an uninterrupted one."""

@@ -211,8 +211,9 @@ class LinearGaussianRest(nn.Module):
     """q(z_r | heads) = N(B [f; 1], L L^T) over ``modes`` whitened coordinates (ours, ``rest = "linear"``): f the
     linearized posterior mean in the leading ``features`` modes (a `LinearSummary`'s raw output), B and L fitted
     in closed form on the training pairs (``fit``: least squares and the covariance of the residuals, the
-    maximum-likelihood linear-Gaussian conditional). The posterior factorizes over the flow's modes and these, so
-    this maximum-likelihood fit is separate from the flow's training and needs no gradient steps."""
+    maximum-likelihood linear-Gaussian conditional). q factorizes over the flow's modes and these (it leaves out
+    their dependence given the heads), so its maximum-likelihood fit separates from the flow's training and
+    needs no gradient steps."""
 
     RIDGE = 1.0  # a unit Gaussian prior on the coefficients (whitened units): keeps the fit well posed
 

@@ -181,8 +181,11 @@ class DaskRunner:
         try:
             if address is None:
                 with _workers_ignore_sigint():
+                    # no dashboard; the scheduler's own HTTP server on a free port (its default, 8787, is taken
+                    # by any other cluster on the machine, and dask then warns on stderr)
                     self.cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                                 host="127.0.0.1", dashboard_address=None,
+                                                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                                 silence_logs=logging.ERROR)
                 self.client = Client(self.cluster, timeout=max(connect_timeout, 30.0))
             else:

@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -125,8 +126,22 @@ def test_a_scheduler_address_that_is_not_dask_is_named(smoke_params, tmp_path):
                      "server answered (HTTP/1.0 200 OK)"], lines
 
 
+@pytest.fixture
+def dask_default_port_taken():
+    """Port 8787 (dask's default HTTP port) held as another cluster on the machine would hold it."""
+    blocker = socket.socket()
+    try:
+        blocker.bind(("127.0.0.1", 8787))
+        blocker.listen()
+    except OSError:  # taken already: the same situation
+        pass
+    yield
+    blocker.close()
+
+
 @pytest.mark.slow
-def test_ctrl_c_under_dask_prints_one_line(smoke_params, tmp_path, mf6_exe):
+def test_ctrl_c_under_dask_prints_one_line(smoke_params, tmp_path, mf6_exe, dask_default_port_taken):
+    """Also with dask's default port taken (another cluster, or a parallel test): no warning on stderr."""
     params = json.loads(json.dumps(smoke_params))
     params["groundwater"]["generate"].update(n_sims=96, chunk_size=8)
     path = tmp_path / "params.yaml"

@@ -102,13 +102,33 @@ class FlowModelConfig(Config):
     coupling_dims: int | None = Field(ge=2, le=706, description="leading prior modes the couplings act on")
     rest: Literal["prior", "diagonal", "linear"] = Field(description="the other modes: the prior, a conditional "
                                                          "diagonal, or (next rest_modes) a linear-Gaussian conditional")
-    rest_modes: int = Field(ge=0, le=704, description="rest linear: modes after the coupled ones it covers")
+    rest_modes: list[int] = Field(min_length=1, description="rest linear: candidates for the modes after the "
+                                  "coupled ones it covers (0: none); train-flow keeps the lowest validation NLL")
+    rest_given: list[Literal["heads", "heads_and_coupled"]] = Field(
+        min_length=1, description="rest linear: candidates for what it is conditioned on (with rest_modes)")
     dropout: float = Field(ge=0, lt=1)
     summary_dim: int = Field(ge=1)
     conv_channels: int = Field(ge=1)
     elementwise: bool = Field(description="a conditional elementwise affine layer before the couplings (ours)")
     linear_modes: int = Field(ge=0, le=706, description="0: off; the linear summary in this many leading modes "
                               "(needs `train groundwater jacobian` with at least as many)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _candidate_lists(cls, data: dict) -> dict:
+        """A single rest_modes / rest_given is one candidate."""
+        if isinstance(data, dict):
+            data = {**data, **{k: [data[k]] for k in ("rest_modes", "rest_given")
+                               if k in data and not isinstance(data[k], list)}}
+        return data
+
+    @model_validator(mode="after")
+    def _rest_candidates(self) -> FlowModelConfig:
+        if any(not 0 <= m <= 704 for m in self.rest_modes):
+            raise ValueError("rest_modes must lie in 0..704")
+        if len(set(self.rest_modes)) != len(self.rest_modes) or len(set(self.rest_given)) != len(self.rest_given):
+            raise ValueError("rest_modes and rest_given candidates must be distinct")
+        return self
 
 
 class FlowTrainConfig(Config):
@@ -150,8 +170,16 @@ class FlowConfig(Config):
     evaluate: FlowEvaluateConfig
 
     def sizes(self) -> FlowSizes:
-        """The architecture, its coupling masks drawn from the flow's seed."""
-        return FlowSizes(mask_seed=self.seed, **self.model.model_dump())
+        """The architecture, its coupling masks drawn from the flow's seed; the linear rest is chosen after the
+        flow's training (`rest_candidates`), so the flow trains without it (an unfitted rest is the prior)."""
+        model = self.model.model_dump(exclude={"rest_modes", "rest_given"})
+        return FlowSizes(mask_seed=self.seed, rest_modes=0, **model)
+
+    def rest_candidates(self) -> list[tuple[int, str]]:
+        """(rest_modes, rest_given) pairs to fit and compare on the validation split (rest linear; 0 modes once)."""
+        if self.model.rest != "linear":
+            return []
+        return sorted({(m, g if m else "heads") for m in self.model.rest_modes for g in self.model.rest_given})
 
     def settings(self, noise_sd: float) -> TrainSettings:
         """The training settings, with the observation noise of the generated data."""

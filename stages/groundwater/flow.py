@@ -16,7 +16,8 @@
   With ``coupling_dims = k`` (ours) the couplings act on the k leading prior modes, which the 13 wells inform,
   and the other 706 - k modes keep the prior N(0, I) (``rest = "prior"``), get a conditional diagonal Gaussian
   (``"diagonal"``) or, for the next ``rest_modes`` of them, the linear-Gaussian conditional of
-  `LinearGaussianRest` (``"linear"``; the rest keep the prior): 4,800 training pairs cannot teach a flow over 706
+  `LinearGaussianRest` (``"linear"``, given the heads or the heads and the coupled modes; the rest keep the
+  prior): 4,800 training pairs cannot teach a flow over 706
   inputs without memorizing them (the training loss falls while the validation loss rises within a few epochs),
   and the cost falls by an order of magnitude. ``None`` couples all 706, as in the paper.
 Shapes: heads and mask (B, 13, 25); z (B, 706).
@@ -25,7 +26,7 @@ Shapes: heads and mask (B, 13, 25); z (B, 706).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
@@ -58,6 +59,7 @@ class FlowSizes:
     elementwise: bool  # a conditional elementwise affine layer first (ours: a Gaussian start for the flow)
     linear_modes: int  # 0: off; else the linear summary in this many leading modes joins the CNN summary (ours)
     rest_modes: int  # rest "linear": the modes after the coupled ones with the linear-Gaussian conditional
+    rest_given: str = "heads"  # rest "linear": conditioned on the "heads" or the "heads_and_coupled" modes
 
 
 class ReLUDropout(nn.Sequential):
@@ -201,53 +203,70 @@ class LinearSummary(nn.Module):
         jm = j[None] * m[..., None]  # (B, n_obs, k)
         prec = torch.eye(j.shape[1], dtype=torch.float64, device=j.device) + jm.transpose(1, 2) @ j[None]
         rhs = (jm.transpose(1, 2) @ (r * m / self.noise_sd.double())[..., None])
-        return torch.linalg.solve(prec, rhs)[..., 0].to(heads.dtype)
+        # prec is symmetric positive definite (I + ...): Cholesky (MKL's batched LU failed here with 2 threads
+        # for ~250 modes: "Pivots given to lu_solve must all be greater or equal to 1")
+        return torch.cholesky_solve(rhs, torch.linalg.cholesky(prec))[..., 0].to(heads.dtype)
 
     def forward(self, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return (self.raw(heads, mask) - self.shift) / self.scale
 
 
 class LinearGaussianRest(nn.Module):
-    """q(z_r | heads) = N(B [f; 1], L L^T) over ``modes`` whitened coordinates (ours, ``rest = "linear"``): f the
-    linearized posterior mean in the leading ``features`` modes (a `LinearSummary`'s raw output), B and L fitted
+    """q(z_r | heads[, z_c]) = N(B [f; z_c; 1], L L^T) over ``modes`` whitened coordinates (ours,
+    ``rest = "linear"``): f the linearized posterior mean in the leading ``features`` modes (a `LinearSummary`'s
+    raw output), z_c the ``coupled`` leading modes (0: not given; else the flow's draw of them), B and L fitted
     in closed form on the training pairs (``fit``: least squares and the covariance of the residuals, the
-    maximum-likelihood linear-Gaussian conditional). q factorizes over the flow's modes and these (it leaves out
-    their dependence given the heads), so its maximum-likelihood fit separates from the flow's training and
-    needs no gradient steps."""
+    maximum-likelihood linear-Gaussian conditional). q(z) = q_flow(z_c | heads) q_rest(z_r | heads, z_c): the
+    rest's factor has its own parameters, so its maximum-likelihood fit separates from the flow's training
+    (given z_c, the true coupled modes of the training pairs) and needs no gradient steps. Given the heads only,
+    q leaves out the dependence of z_r on z_c given the heads; given z_c too, it keeps its linear part."""
 
     RIDGE = 1.0  # a unit Gaussian prior on the coefficients (whitened units): keeps the fit well posed
 
-    def __init__(self, n_obs: int, features: int, modes: int):
+    def __init__(self, n_obs: int, features: int, modes: int, coupled: int = 0):
         super().__init__()
-        self.modes = modes
+        self.modes, self.coupled = modes, coupled
         self.summary = LinearSummary(n_obs, features)
-        self.register_buffer("coef", torch.zeros(features + 1, modes))
+        self.register_buffer("coef", torch.zeros(features + coupled + 1, modes))
         self.register_buffer("chol", torch.eye(modes))
         self.register_buffer("fitted", torch.tensor(False))  # until fitted: the prior N(0, I) (the flow trains so)
 
-    def _design(self, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    @property
+    def given(self) -> str:
+        return "heads_and_coupled" if self.coupled else "heads"
+
+    def _design(self, heads: torch.Tensor, mask: torch.Tensor, z_c: torch.Tensor | None) -> torch.Tensor:
         f = self.summary.raw(heads, mask)
+        if self.coupled:
+            f = torch.cat([f.expand(len(z_c), -1), z_c.to(f.dtype)], dim=-1)
         return torch.cat([f, torch.ones_like(f[:, :1])], dim=-1)
 
-    def mean(self, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._design(heads, mask) @ self.coef
+    def mean(self, heads: torch.Tensor, mask: torch.Tensor, z_c: torch.Tensor | None = None) -> torch.Tensor:
+        return self._design(heads, mask, z_c) @ self.coef
 
-    def log_prob(self, z: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B,) ln N(z | mean(heads), L L^T) for z (B, modes)."""
+    def log_prob(self, z: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor,
+                 z_c: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) ln N(z | mean(heads, z_c), L L^T) for z (B, modes), z_c (B, coupled)."""
         if not self.fitted:
             return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
-        white = torch.linalg.solve_triangular(self.chol, (z - self.mean(heads, mask)).T, upper=False).T
+        white = torch.linalg.solve_triangular(self.chol, (z - self.mean(heads, mask, z_c)).T, upper=False).T
         return (-0.5 * white.pow(2).sum(-1) - torch.log(torch.diagonal(self.chol)).sum()
                 - 0.5 * self.modes * math.log(2 * math.pi))
 
-    def sample(self, eps: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Draws for one data set (heads, mask (1, wells, steps)) from standard normal ``eps`` (n, modes)."""
-        return self.mean(heads, mask) + eps @ self.chol.T if self.fitted else eps
+    def sample(self, eps: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor,
+               z_c: torch.Tensor | None = None) -> torch.Tensor:
+        """Draws for one data set (heads, mask (1, wells, steps)) from standard normal ``eps`` (n, modes), given
+        the n draws z_c (n, coupled) of the coupled modes."""
+        return self.mean(heads, mask, z_c) + eps @ self.chol.T if self.fitted else eps
 
     @torch.no_grad()
-    def fit(self, heads: torch.Tensor, mask: torch.Tensor, z: torch.Tensor, batch: int = 1000) -> None:
-        """Fit on observed heads and masks (N, wells, steps) and the matching whitened coordinates z (N, modes)."""
-        x = torch.cat([self._design(h, m) for h, m in zip(torch.split(heads, batch), torch.split(mask, batch))])
+    def fit(self, heads: torch.Tensor, mask: torch.Tensor, z: torch.Tensor, z_c: torch.Tensor | None = None,
+            batch: int = 1000) -> None:
+        """Fit on observed heads and masks (N, wells, steps), the matching whitened coordinates z (N, modes) and,
+        when ``coupled``, the true coupled modes z_c (N, coupled)."""
+        z_c = z_c if self.coupled else torch.empty(len(heads), 0, device=heads.device)
+        x = torch.cat([self._design(h, m, c) for h, m, c in zip(torch.split(heads, batch), torch.split(mask, batch),
+                                                                  torch.split(z_c, batch))])
         x, z = x.double(), z.double()
         coef = torch.linalg.solve(x.T @ x + self.RIDGE * torch.eye(x.shape[1], dtype=x.dtype), x.T @ z)
         res = z - x @ coef
@@ -277,9 +296,26 @@ class AmortizedPosterior(nn.Module):
             raise ValueError(f"rest must be 'prior', 'diagonal' or 'linear', got {sizes.rest!r}")
         self.rest = (ConditionalDiagonalFlow(dim - self.n_coupled, context, sizes)
                      if self.n_coupled < dim and sizes.rest == "diagonal" else None)
-        modes = min(sizes.rest_modes, dim - self.n_coupled)
-        self.rest_linear = (LinearGaussianRest(n_wells * n_steps, self.n_coupled + modes, modes)
-                            if modes > 0 and sizes.rest == "linear" else None)
+        self.n_obs = n_wells * n_steps
+        self.rest_linear = None
+        if sizes.rest == "linear":
+            self.set_linear_rest(self.new_linear_rest(sizes.rest_modes, sizes.rest_given))
+
+    def new_linear_rest(self, modes: int, given: str) -> LinearGaussianRest | None:
+        """An unfitted linear-Gaussian rest over the ``modes`` after the coupled ones (None for 0), given the
+        "heads" or the "heads_and_coupled" modes."""
+        if given not in ("heads", "heads_and_coupled"):
+            raise ValueError(f"rest_given must be 'heads' or 'heads_and_coupled', got {given!r}")
+        modes = min(modes, self.dim - self.n_coupled)
+        coupled = self.n_coupled if given == "heads_and_coupled" else 0
+        return LinearGaussianRest(self.n_obs, self.n_coupled + modes, modes, coupled) if modes > 0 else None
+
+    def set_linear_rest(self, rest: LinearGaussianRest | None) -> None:
+        """Use ``rest`` (from `new_linear_rest`; None: the prior) for the modes after the coupled ones; the sizes
+        record it, so a saved model loads with it."""
+        self.rest_linear = rest
+        self.sizes = replace(self.sizes, rest_modes=0 if rest is None else rest.modes,
+                             rest_given="heads" if rest is None else rest.given)
 
     @property
     def dim(self) -> int:
@@ -313,7 +349,7 @@ class AmortizedPosterior(nn.Module):
             return lp + self.rest(c).log_prob(z[..., k:])
         if self.rest_linear is not None:
             m = k + self.rest_linear.modes
-            lp = lp + self.rest_linear.log_prob(z[..., k:m], heads, mask)
+            lp = lp + self.rest_linear.log_prob(z[..., k:m], heads, mask, z[..., :k])
             k = m
         return lp + torch.distributions.Normal(0.0, 1.0).log_prob(z[..., k:]).sum(-1)  # the prior's own modes
 
@@ -332,7 +368,7 @@ class AmortizedPosterior(nn.Module):
         parts = [self.flow(c).transform.inv(eps[:, :k])]
         if self.rest_linear is not None:
             m = k + self.rest_linear.modes
-            parts.append(self.rest_linear.sample(eps[:, k:m], heads[None], mask[None]))
+            parts.append(self.rest_linear.sample(eps[:, k:m], heads[None], mask[None], parts[0]))
             k = m
         parts.append(self.rest(c).transform.inv(eps[:, k:]) if self.rest is not None else eps[:, k:])
         return self.whitening.inverse(torch.cat(parts, dim=-1))
@@ -343,7 +379,7 @@ class AmortizedPosterior(nn.Module):
         whitened coordinates z (N, 706), with the Jacobian at the prior mean."""
         self.rest_linear.summary.set_linearization(jac, sim0, noise_sd)
         k = self.n_coupled
-        self.rest_linear.fit(heads, mask, z[:, k:k + self.rest_linear.modes])
+        self.rest_linear.fit(heads, mask, z[:, k:k + self.rest_linear.modes], z[:, :k])
 
 
 def n_parameters(module: nn.Module) -> int:

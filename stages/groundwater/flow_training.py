@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .flow import AmortizedPosterior
@@ -183,3 +184,29 @@ def train(model: AmortizedPosterior, z_train: torch.Tensor, heads_train: torch.T
         model.load_state_dict(state.best_model)
     model.eval()
     return state
+
+
+def choose_linear_rest(model: AmortizedPosterior, candidates: list[tuple[int, str]],
+                       linearization: tuple[np.ndarray, np.ndarray], noise_sd: float, settings: TrainSettings,
+                       seed: int, heads_tr: torch.Tensor, z_tr: torch.Tensor, z_va: torch.Tensor,
+                       heads_va: torch.Tensor, flow_val: float) -> list[dict]:
+    """rest linear: fit each (rest_modes, rest_given) candidate after the flow's training (its maximum-likelihood
+    fit is apart from the flow's, see flow.py) and keep the one with the lowest validation NLL (ties: the first,
+    fewest modes); the table of every candidate's validation NLL goes into flow_train.json."""
+    if not candidates:
+        return []
+    fit_heads, fit_mask = observe(heads_tr, settings, torch.Generator().manual_seed(seed + 2))
+    val_obs = validation_observations(heads_va, settings, seed)
+    table, fitted = [], []
+    for modes, given in candidates:
+        model.set_linear_rest(model.new_linear_rest(modes, given))
+        if model.rest_linear is not None:
+            model.fit_linear_rest(*linearization, noise_sd, fit_heads, fit_mask, z_tr)
+        val = flow_val if model.rest_linear is None else validation_loss(model, z_va, *val_obs)
+        table.append({"rest_modes": model.sizes.rest_modes, "rest_given": given, "val_nll": val})
+        fitted.append(model.rest_linear)
+    best = min(range(len(table)), key=lambda i: table[i]["val_nll"])
+    model.set_linear_rest(fitted[best])
+    for i, row in enumerate(table):
+        row["kept"] = i == best
+    return table

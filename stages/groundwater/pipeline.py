@@ -25,7 +25,7 @@ from . import analysis, evaluation, freyberg, plots, store
 from .config import FlowConfig, GenerateConfig, IESConfig, ModelConfig, PriorConfig
 from .flow import AmortizedPosterior, n_parameters
 from .flow_training import NonFiniteLoss, TrainState, observe, train as train_flow_model, validation_loss
-from .flow_training import validation_observations
+from .flow_training import choose_linear_rest, validation_observations
 from .ies import distance_taper, run_ies
 from .mf6 import find_mf6, mf6_version
 from .prior import GaussianPrior
@@ -164,8 +164,10 @@ def _train_flow(ctx: StageContext) -> None:
     settings = cfg.settings(gen_cfg.noise_sd)
     tensor = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
     linearization = None
+    rest_candidates = cfg.rest_candidates()
     needed = {"linear_modes": cfg.model.linear_modes,
-              "coupling_dims + rest_modes": 0 if model.rest_linear is None else model.rest_linear.summary.jac.shape[1]}
+              "coupling_dims + rest_modes": max((model.n_coupled + min(m, model.dim - model.n_coupled)
+                                                 for m, _ in rest_candidates if m), default=0)}
     if max(needed.values()) > 0:
         linearization = store.read_prior_jacobian(ctx.task_dir)
         for name, modes in needed.items():
@@ -208,10 +210,10 @@ def _train_flow(ctx: StageContext) -> None:
         raise Interrupted(f"interrupted; rerun resumes from {ckpt.path} (epoch {ckpt.epochs_done()} of "
                           f"{settings.epochs} done)") from None
     flow_val = state.best_val
-    if model.rest_linear is not None:  # its maximum-likelihood fit, apart from the flow's (see flow.py)
-        fit_heads, fit_mask = observe(tensor(heads_tr), settings, torch.Generator().manual_seed(cfg.seed + 2))
-        model.fit_linear_rest(*linearization, gen_cfg.noise_sd, fit_heads, fit_mask, z_tr)
-        state.best_val = validation_loss(model, z_va, *validation_observations(tensor(heads_va), settings, cfg.seed))
+    rest_table = choose_linear_rest(model, rest_candidates, linearization, gen_cfg.noise_sd, settings, cfg.seed,
+                                     tensor(heads_tr), z_tr, z_va, tensor(heads_va), flow_val)
+    if rest_table:
+        state.best_val = min(row["val_nll"] for row in rest_table)
     extra = {"params": params, "best_epoch": state.best_epoch, "best_val_loss": state.best_val,
              "units": store.UNITS, "obs_cells": freyberg.OBS_CELLS,  # the training range: `infer`'s OOD check
              "heads_min": heads_tr.min(0).tolist(), "heads_max": heads_tr.max(0).tolist()}
@@ -219,7 +221,8 @@ def _train_flow(ctx: StageContext) -> None:
     store.write_history(ctx.task_dir / "flow_history.parquet", state.history, seed=cfg.seed, params=params,
                         stop_reason=state.stopped)
     summary = {"epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_val_nll": state.best_val,
-               "flow_val_nll_prior_rest": flow_val,
+               "flow_val_nll_prior_rest": flow_val, "rest_modes": model.sizes.rest_modes,
+               "rest_given": model.sizes.rest_given, "rest_selection": rest_table,
                "stop_reason": state.stopped, "n_parameters": n_parameters(model), "n_train": len(lnk_tr),
                "n_val": len(lnk_va), "device": str(device),
                "gradient_steps": state.epoch * (len(lnk_tr) // settings.batch_size)}

@@ -270,3 +270,61 @@ def test_linear_rest_recovers_the_posterior_of_a_linear_gaussian_problem():
     assert torch.allclose(model.log_prob_z(z_t[:1], *one), expected)
     draws = model.whitening(model.sample_lnk(heads[0], mask[0], 4000, generator=torch.Generator().manual_seed(0)))
     assert np.allclose(draws[:, k:k + m].mean(0).numpy(), mean[k:k + m], atol=0.05)
+
+
+N_PAIRS = 160_000  # the fit's sampling error falls below the tolerance (at 40,000: 0.032 on one mean)
+
+
+def test_linear_rest_given_the_coupled_modes_recovers_their_conditional_posterior():
+    """rest_given "heads_and_coupled": on the linear-Gaussian problem q(z_r | heads, z_c) must recover the exact
+    conditional posterior p(z_r | d, z_c) (mean linear in d and z_c, covariance the Schur complement); its draws
+    are conditioned on the flow's own draws of z_c, and q(z) = q_flow(z_c) q_rest(z_r | z_c) p(tail)."""
+    from phys_ml.stages.groundwater.glm import linear_gaussian_posterior
+
+    wells, steps, dim, k, m, sd = 2, 4, 6, 2, 3, 0.5
+    small = sizes(n_affine=1, n_spline=0, hidden=8, coupling_dims=k, rest="linear", rest_modes=m,
+                  rest_given="heads_and_coupled", dropout=0.0, summary_dim=4, conv_channels=4)
+    torch.manual_seed(0)
+    model = AmortizedPosterior(np.zeros(dim), np.eye(dim), np.zeros((wells, steps)), np.ones((wells, steps)),
+                               small).double().eval()
+    assert model.rest_linear.coupled == k and model.sizes.rest_given == "heads_and_coupled"
+    rng = np.random.default_rng(5)
+    jac, sim0 = rng.normal(size=(wells * steps, dim)), rng.normal(size=wells * steps)
+    jac[:, k + m:] = 0.0
+    z = rng.standard_normal((N_PAIRS, dim))
+    d = sim0 + z @ jac.T + sd * rng.standard_normal((len(z), wells * steps))
+    heads, mask = torch.as_tensor(d.reshape(-1, wells, steps)), torch.ones(len(z), wells, steps, dtype=torch.bool)
+    z_t = torch.as_tensor(z)
+    model.fit_linear_rest(jac, sim0, sd, heads, mask, z_t)
+    mean, cov = linear_gaussian_posterior(jac, sim0, np.zeros(dim), d[0], np.full(wells * steps, 1 / sd))
+    c_idx, r_idx = slice(0, k), slice(k, k + m)
+    gain = cov[r_idx, c_idx] @ np.linalg.inv(cov[c_idx, c_idx])
+    z_c = np.array([[0.7, -1.2], [-0.3, 0.4]])
+    expected_mean = mean[r_idx] + (z_c - mean[c_idx]) @ gain.T
+    expected_cov = cov[r_idx, r_idx] - gain @ cov[c_idx, r_idx]
+    rest = model.rest_linear
+    one = (heads[:1].expand(2, -1, -1), mask[:1].expand(2, -1, -1))
+    assert np.allclose(rest.mean(*one, torch.as_tensor(z_c)).numpy(), expected_mean, atol=0.03)
+    assert np.allclose((rest.chol @ rest.chol.T).numpy(), expected_cov, atol=0.03)
+    # the rest given the heads alone keeps the marginal covariance, larger than the conditional one
+    assert np.trace(cov[r_idx, r_idx]) > np.trace(expected_cov) + 0.05
+    tail = torch.distributions.Normal(0.0, 1.0).log_prob(z_t[:1, k + m:]).sum(-1)
+    c = model.context(heads[:1], mask[:1])
+    expected = (model.flow(c).log_prob(z_t[:1, :k]) + rest.log_prob(z_t[:1, k:k + m], heads[:1], mask[:1], z_t[:1, :k])
+                + tail)
+    assert torch.allclose(model.log_prob_z(z_t[:1], heads[:1], mask[:1]), expected)
+    draws = model.whitening(model.sample_lnk(heads[0], mask[0], 2000, generator=torch.Generator().manual_seed(0)))
+    resid = draws[:, r_idx] - rest.mean(heads[:1].expand(2000, -1, -1), mask[:1].expand(2000, -1, -1), draws[:, c_idx])
+    assert np.allclose(np.cov(resid.numpy().T), expected_cov, atol=0.05)
+
+
+def test_a_linear_rest_can_be_swapped_and_the_sizes_record_it():
+    """train-flow fits the rest candidates after the flow and keeps one: the sizes (saved with the model) follow."""
+    model = _model(dim=6, sizes=sizes(n_affine=1, n_spline=0, hidden=8, coupling_dims=2, rest="linear",
+                                      rest_modes=0, dropout=0.0, summary_dim=4, conv_channels=4))
+    assert model.rest_linear is None and model.sizes.rest_modes == 0
+    model.set_linear_rest(model.new_linear_rest(10, "heads_and_coupled"))  # at most the 4 modes left
+    assert model.rest_linear.modes == 4 and model.sizes.rest_modes == 4
+    assert model.sizes.rest_given == "heads_and_coupled"
+    with pytest.raises(ValueError, match="rest_given"):
+        model.new_linear_rest(2, "coupled")

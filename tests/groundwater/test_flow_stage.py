@@ -105,7 +105,13 @@ def test_linear_rest_is_fitted_and_an_interrupted_fit_resumes_to_the_same_model(
 
     params, ctx0 = smoke_data
     model, _ = store.load_model(ctx0.task_dir / store.MODEL_FILE)
-    assert model.rest_linear is not None and bool(model.rest_linear.fitted)
+    table = artifacts.read_json(ctx0.task_dir / "flow_train.json")["rest_selection"]
+    assert [(r["rest_modes"], r["rest_given"]) for r in table] == [(0, "heads"), (4, "heads"),
+                                                                   (4, "heads_and_coupled")]
+    kept = min(table, key=lambda r: r["val_nll"])
+    assert [r["kept"] for r in table] == [r is kept for r in table]
+    assert (model.sizes.rest_modes, model.sizes.rest_given) == (kept["rest_modes"], kept["rest_given"])
+    assert model.rest_linear is None if kept["rest_modes"] == 0 else bool(model.rest_linear.fitted)
     ctx = _copy_ctx(smoke_data, tmp_path)
     real = AmortizedPosterior.fit_linear_rest
 

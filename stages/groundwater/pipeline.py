@@ -180,8 +180,10 @@ def _train_flow(ctx: StageContext) -> None:
     with torch.no_grad():
         z_tr, z_va = model.whitening(tensor(lnk_tr)), model.whitening(tensor(lnk_va))
     params = {"flow": cfg.model_dump(), "prior": gen_cfg.prior.model_dump(), "noise_sd": gen_cfg.noise_sd}
+    # a checkpoint belongs to what the flow's epochs depend on (not the evaluation, nor the rest's candidates)
+    trained_on = cfg.model_dump(exclude={"evaluate": True, "model": {"rest_modes", "rest_given"}})
     ckpt = store.FlowCheckpoint(ctx.task_dir / store.CHECKPOINT_FILE, store.data_fingerprint(
-        {"flow": params["flow"], "prior": params["prior"]}, lnk_tr, heads_tr,
+        {"flow": trained_on, "prior": params["prior"]}, lnk_tr, heads_tr,
         *(() if cfg.model.linear_modes == 0 else (linearization[0][:, :cfg.model.linear_modes], linearization[1]))))
     saved, note = ckpt.load()
     if note:

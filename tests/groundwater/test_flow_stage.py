@@ -127,6 +127,30 @@ def test_linear_rest_is_fitted_and_an_interrupted_fit_resumes_to_the_same_model(
     assert (ctx.task_dir / store.MODEL_FILE).read_bytes() == (ctx0.task_dir / store.MODEL_FILE).read_bytes()
 
 
+def test_a_checkpoint_survives_a_change_of_the_rest_candidates_and_evaluation(smoke_data, tmp_path, monkeypatch):
+    """The flow's epochs do not depend on the rest's candidates (fitted after them) nor on the evaluation settings:
+    changing those between an interrupted run and its rerun resumes the flow, whose history is then the
+    uninterrupted run's; the rest is chosen from the new candidates."""
+    params0, ctx0 = smoke_data
+    ctx = _copy_ctx(smoke_data, tmp_path)
+    real = _interrupt_validation_at(monkeypatch, 2)
+    with pytest.raises(Interrupted):
+        pipeline.train(ctx, "flow")
+    monkeypatch.setattr(flow_training, "validation_loss", real)
+    params = copy.deepcopy(params0)
+    flow = params["groundwater"]["flow"]
+    flow["model"]["rest_modes"], flow["model"]["rest_given"] = [4], ["heads"]
+    flow["evaluate"]["n_samples"] += 1
+    resumed = StageContext(task="groundwater", params=params, data_dir=ctx.data_dir)
+    with resumed.console.capture() as captured:
+        pipeline.train(resumed, "flow")
+    assert "resuming after epoch 1" in captured.get()
+    history = [artifacts.read_parquet(c.task_dir / "flow_history.parquet")[0] for c in (resumed, ctx0)]
+    assert history[0].equals(history[1])
+    table = artifacts.read_json(resumed.task_dir / "flow_train.json")["rest_selection"]
+    assert [(r["rest_modes"], r["rest_given"]) for r in table] == [(4, "heads")]
+
+
 def test_linear_rest_beyond_the_jacobian_is_a_user_error(smoke_data, tmp_path):
     params = copy.deepcopy(smoke_data[0])
     params["groundwater"]["flow"]["model"]["rest_modes"] = 100

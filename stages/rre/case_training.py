@@ -103,12 +103,14 @@ def fit_case(ctx: StageContext, cfg: TrainCfg, case: str) -> tuple[list, list, l
                            chosen=w == chosen[(name, net)], study=net == study,
                            iterations=run_lengths[(name, net, w)]) for w, v in s.items()]
     # 2. the physics-only forward check: the study network on L_RRE alone (equation, boundary fluxes, initial
-    # condition), no sensors; one network per candidate output range (the evaluation keeps the lowest L_RRE)
+    # condition), no sensors; one network per candidate output range and initialization (the evaluation keeps the
+    # lowest final L_RRE)
     none = np.zeros(c.obs.size, dtype=bool)
     if cfg.forward.enabled:
-        for output_range in cfg.forward.output_range:
-            fit(c, case, "forward", "physics", none, cfg.forward.optimizer, "full", cfg.forward.iterations, 1.0,
-                cfg.seed + 31, warmup=0, network=study, output_range=output_range)
+        for init in range(cfg.forward.inits):
+            for output_range in cfg.forward.output_range:
+                fit(c, case, "forward", "physics", none, cfg.forward.optimizer, "full", cfg.forward.iterations, 1.0,
+                    cfg.seed + 31, warmup=0, network=study, output_range=output_range, init=init)
     # 3. Table 1 runs on all sensors
     all_ = sets["table1"][0]
     table_data = {}

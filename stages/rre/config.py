@@ -135,6 +135,9 @@ class ForwardCfg(Config):
     # balance (fitting.mass_balance_head: no readings tell a physics-only network how far psi falls); one network
     # is trained per candidate and the one with the lowest final L_RRE (its training loss) is kept
     output_range: Annotated[list[Literal["psi0", "mass_balance"]], Field(min_length=1)]
+    # network initializations per candidate (restarts): a physics-only network can stall in a spurious state
+    # from one initialization and not from another; the lowest final L_RRE over all of them is kept
+    inits: int = Field(default=1, ge=1)
 
 
 class SelectionCfg(Config):

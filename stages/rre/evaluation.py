@@ -139,6 +139,14 @@ def field_errors(pred, psi, th, soil, where) -> dict:
             "re_theta": relative_l2(theta(pred[where], soil), th[where])}
 
 
+def errors_by_half(pred, psi, times: np.ndarray, t_end: float) -> dict:
+    """re_psi over the output times up to ``t_end`` / 2 and after it: where in time a network's error sits."""
+    if pred is None:
+        return {"re_psi_early": None, "re_psi_late": None}
+    early = times <= t_end / 2
+    return {"re_psi_early": relative_l2(pred[early], psi[early]), "re_psi_late": relative_l2(pred[~early], psi[~early])}
+
+
 def soil_errors(case: str, learned: dict | None, init, soil, initialization: int) -> list[dict]:
     """One row per learned van Genuchten parameter (alpha, n, K_s): start, learned, true, relative error; the
     learned values are None for a diverged (or non-finite) run. ``initialization``: the network's."""
@@ -150,8 +158,9 @@ def soil_errors(case: str, learned: dict | None, init, soil, initialization: int
 
 
 def mark_kept_forward(results: list[dict]) -> list[dict]:
-    """The records with ``kept`` set on the forward check's rows: per case, the candidate (output range) whose
-    final training L_RRE is lowest is kept; the others are False. The rule reads only the training loss."""
+    """The records with ``kept`` set on the forward check's rows: per case, the candidate (output range and
+    initialization) whose final training L_RRE is lowest is kept; the others are False. The rule reads only the
+    training loss (every candidate of a case trains on the same physics points)."""
     best = {}
     for r in results:
         if r["setting"] == "forward" and not r["diverged"] and r["final_l_rre"] is not None:

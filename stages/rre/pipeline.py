@@ -22,8 +22,8 @@ from phys_ml.stages.common.timings import Stopwatch, record_timing
 from . import case_training, plots, store
 from .cases import CaseSpec, long_table, run_case, top_flux
 from .config import EvaluateCfg, GenerateCfg, TrainCfg
-from .evaluation import (field_errors, headline, mark_kept_forward, network_residual, predict, relative_l2,
-                         sensor_interpolation, soil_errors, solution_residual, solver_stats, study_summary)
+from .evaluation import (errors_by_half, field_errors, headline, mark_kept_forward, network_residual, predict,
+                         relative_l2, sensor_interpolation, soil_errors, solution_residual, solver_stats, study_summary)
 from .fitting import forward_reference, network_of, new_net, settings
 from .sampling import boundary_points, collocation_rows, noisy, sensor_rows
 from .soil import VanGenuchten, theta
@@ -180,7 +180,9 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                                 "final_l_rre": hist[-1]["loss_rre"] if hist else None,
                                 "l_rre_grid": grid_rre[0], "l_rre_norm": grid_rre[1],
                                 "iterations_to_converge": None if r["diverged"] else iterations_to_converge(its, loss),
-                                "converged": (not r["diverged"]) and converged(its, loss)})
+                                "converged": (not r["diverged"]) and converged(its, loss),
+                                **(errors_by_half(pred, psi, coords[:, 3], inputs.t_end) if name == "forward"
+                                   else {"re_psi_early": None, "re_psi_late": None})})
                 if name == "soil":
                     values = learned.values() if not r["diverged"] else None
                     ok = values is not None and all(np.isfinite(v) for v in values.values())

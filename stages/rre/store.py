@@ -43,11 +43,12 @@ TRAIN_RUNS = pa.schema([
     ("stalled", BOOL), ("output_range", STR),
 ])
 # evaluate: the train records plus their errors, and one 'interpolation' row (the baseline) per case and setting;
-# kept: the forward check's network of lowest final L_RRE among its candidates (null elsewhere)
+# kept: the forward check's network of lowest final L_RRE among its candidates (null elsewhere); re_psi_early /
+# re_psi_late: the forward check's re_psi over the output times up to t_end / 2 and after it (null elsewhere)
 RESULTS = pa.schema(list(TRAIN_RUNS) + [
     ("re_psi", F64), ("re_theta", F64), ("final_loss", F64), ("final_l_data", F64), ("final_l_rre", F64),
     ("iterations_to_converge", I64), ("converged", BOOL), ("sensors", I64), ("probes", I64), ("t_split", F64),
-    ("l_rre_grid", F64), ("l_rre_norm", F64), ("kept", BOOL),
+    ("l_rre_grid", F64), ("l_rre_norm", F64), ("kept", BOOL), ("re_psi_early", F64), ("re_psi_late", F64),
 ])
 # held-out misfit per (setting, network, w); chosen: that network's w in that setting; study: the study network
 SELECTION = pa.schema([("case", STR), ("setting", STR), ("network", STR), ("w", F64), ("heldout_rms", F64),

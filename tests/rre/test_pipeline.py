@@ -81,8 +81,9 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
     assert rows[-1][0] == "sensor interpolation" and rows[-1][4] == fmt(base["re_psi"])
     # the forward check: one network per candidate output range, the lowest final L_RRE kept and in the metrics
     fws = [r for r in runs if r["setting"] == "forward"]
-    assert [r["output_range"] for r in fws if r["case"] == "patch"] == \
-        params["rre"]["train"]["forward"]["output_range"]
+    fwd = params["rre"]["train"]["forward"]
+    assert [(r["init"], r["output_range"]) for r in fws if r["case"] == "patch"] == \
+        [(i, o) for i in range(fwd["inits"]) for o in fwd["output_range"]] and fwd["inits"] > 1
     for case in {r["case"] for r in fws}:
         cand = [r for r in fws if r["case"] == case]
         kept = [r for r in cand if r["kept"]]
@@ -91,9 +92,13 @@ def test_smoke_pipeline_runs_and_is_deterministic(smoke_params, tmp_path):
     fw_rows = markdown_table_rows(md, "case | network | output range")
     assert len(fw_rows) == len(fws)
     for row, fw in zip(fw_rows, fws):
-        assert row[2] == fw["output_range"] and row[3] == ("yes" if fw["kept"] else "no")
-        assert row[7] == fmt(fw["re_psi"]) and row[6].startswith(
+        assert row[2:5] == [fw["output_range"], fmt(fw["init"]), "yes" if fw["kept"] else "no"]
+        assert row[8] == fmt(fw["re_psi"]) and row[7].startswith(
             f"{fw['lbfgs_iterations']} / {fw['lbfgs_evaluations']} / {fw['lbfgs_moved']}") and fw["lbfgs_moved"] > 0
+        # the error split between the two halves of the output times: the whole lies between its halves
+        assert row[10:12] == [fmt(fw["re_psi_early"]), fmt(fw["re_psi_late"])]
+        assert min(fw["re_psi_early"], fw["re_psi_late"]) <= fw["re_psi"] <= max(fw["re_psi_early"], fw["re_psi_late"])
+    assert all(r["re_psi_early"] is None for r in runs if r["setting"] != "forward")
     studies = {st["setting"]: st for st in res["studies"]}
     for row in markdown_table_rows(md, "case | setting | probes"):
         st = studies[row[1]]

@@ -48,6 +48,8 @@ class GenerateConfig(Config):
     n_sims: int = Field(ge=3)
     n_train: int = Field(ge=1)
     n_val: int = Field(ge=0)
+    extra_train: int = Field(default=0, ge=0, description="prior simulations beyond n_sims (the same draw "
+                             "continued) that join the training split; validation and test splits unchanged")
     chunk_size: int = Field(ge=1, description="simulations per resumable chunk")
     noise_sd: float = Field(gt=0, description="observation noise sd of the heads (m)")
     prior: PriorConfig

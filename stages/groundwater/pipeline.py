@@ -47,10 +47,13 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
     model_cfg, cfg = _configs(ctx)
     exe = find_mf6(model_cfg.mf6)
     prior = _prior(cfg.prior)
-    lnk = prior.sample(cfg.n_sims, np.random.default_rng([cfg.seed, 0]))
+    rng = np.random.default_rng([cfg.seed, 0])
+    lnk = prior.sample(cfg.n_sims, rng)
+    if cfg.extra_train:  # the same stream continued: the first n_sims draws do not depend on extra_train
+        lnk = np.concatenate([lnk, prior.sample(cfg.extra_train, rng)])
     ref_lnk = prior.sample(len(REFERENCES), np.random.default_rng([cfg.seed, 1]))
     params = {"model": model_cfg.artifact_params(), "generate": cfg.model_dump()}
-    chunks = store.ChunkStore(ctx.task_dir / "chunks", cfg.model_dump(), cfg.n_sims, cfg.chunk_size)
+    chunks = store.ChunkStore(ctx.task_dir / "chunks", cfg.model_dump(), len(lnk), cfg.chunk_size)
     todo = chunks.todo()
     watch = Stopwatch()
     try:
@@ -68,9 +71,11 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
     ok = table.column("ok").to_numpy(zero_copy_only=False)
     failed, good = table.filter(pa.array(~ok)), table.filter(pa.array(ok))
     failures = store.failure_counts(failed.column("reason").to_pylist())
-    if good.num_rows <= cfg.n_train + cfg.n_val:
-        raise RunFailed(f"only {good.num_rows} of {cfg.n_sims} simulations succeeded: too few for the splits")
-    split = store.assign_splits(good.num_rows, cfg.n_train, cfg.n_val)
+    base = good.column("sim_id").to_numpy() < cfg.n_sims  # the rest: extra_train, all training
+    if base.sum() <= cfg.n_train + cfg.n_val:
+        raise RunFailed(f"only {int(base.sum())} of {cfg.n_sims} simulations succeeded: too few for the splits")
+    split = np.full(good.num_rows, "train", dtype=object)
+    split[base] = store.assign_splits(int(base.sum()), cfg.n_train, cfg.n_val)
     layout = store.layout(cfg.noise_sd)
     extra = {**layout, "noise": "heads are noise-free; add N(0, noise_sd^2) for observations",
              "n_failed": int((~ok).sum()), "failed_sim_ids": failed.column("sim_id").to_pylist(),
@@ -84,7 +89,7 @@ def generate(ctx: StageContext, subtask: str | None = None) -> None:
                            params=params, extra=layout)
     shutil.rmtree(chunks.folder)
     counts = {f"n_{s}": int((split == s).sum()) for s in ("train", "val", "test")}
-    summary = {"n_sims": cfg.n_sims, "n_ok": good.num_rows, "n_failed": int((~ok).sum()),
+    summary = {"n_sims": len(lnk), "n_ok": good.num_rows, "n_failed": int((~ok).sum()),
                "failure_reasons": failures, **counts}
     artifacts.write_json(ctx.task_dir / "generate.json", summary)
     n_run = sum(hi - lo for _, lo, hi in todo)

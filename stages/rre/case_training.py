@@ -30,7 +30,7 @@ class Recorder:
 
     def __call__(self, c: CaseFit, case: str, setting: str, kind: str, mask, optimizer, batch: str,
                  iterations: int, weight: float, seed: int, rule="fixed", override=False, save=None,
-                 network: str = "paper", init: int = 0, output_range: str | None = None, **fit):
+                 network: str = "paper", init: int = 0, output_range: str | None = None, model_name=None, **fit):
         run = len([r for r in self.runs if r["case"] == case])
         label = (f"rre {case} {setting} {kind} {optimizer.name}-{batch}" + (f" w={weight:g}" if override else "")
                  + ("" if network == "paper" else f" {network}") + (f" init {init}" if init else "")
@@ -40,7 +40,7 @@ class Recorder:
                          output_range=output_range or "psi0", **fit)
         if res.diverged:
             self.ctx.console.print(f"warning: {label} diverged ({res.divergence}); kept as a diverged run")
-        model = None if res.diverged else f"{setting}-{kind}-{run:02d}-{optimizer.name}-{batch}.pt"
+        model = None if res.diverged else model_name or f"{setting}-{kind}-{run:02d}-{optimizer.name}-{batch}.pt"
         if model is not None:
             store.save_model(self.ctx.task_dir, case, model, (save or (lambda n: n.state_dict()))(net), staging=True)
         ls = res.line_search or {}
@@ -58,13 +58,18 @@ class Recorder:
         return net, res
 
 
-def fit_case(ctx: StageContext, cfg: TrainCfg, case: str) -> tuple[list, list, list, dict]:
-    """Every network of one case: the protocol (the study network and w), the physics-only forward check, Table 1,
-    the studies over seeds and the soil runs. Returns the case's run records, selection rows, histories and
-    timings (plain data, so a worker process can send them back)."""
+def fit_case(ctx: StageContext, cfg: TrainCfg, case: str, part: str = "all") -> tuple[list, list, list, dict]:
+    """Networks of one case: ``part`` "main" (the protocol, which chooses the study network and w, Table 1, the
+    studies over seeds and the soil runs), "forward" (the physics-only forward check of a study network the params
+    fix: one candidate, `forward_apart`) or "all" (both, the forward check last). Returns the run records (run
+    numbers from 0), selection rows, histories and timings (plain data, so a worker process can send them back);
+    `join_parts` numbers a forward part's runs after its main part's, as "all" does."""
     device = resolve_device(cfg.device)
     fit, selection, sel, st = Recorder(ctx, cfg), [], cfg.selection, cfg.studies
     c = CaseFit(cfg, store.read_inputs(ctx.task_dir, case), device)
+    if part == "forward":
+        forward_check(fit, c, cfg, case, "study-0")
+        return fit.runs, selection, fit.history, fit.timings
     sets = settings(cfg, c.xyzt)
     n_sel = min(sel.collocation, c.colloc.shape[0])
     run_lengths = {}  # (setting, network, w) -> iterations its selection run took
@@ -102,16 +107,7 @@ def fit_case(ctx: StageContext, cfg: TrainCfg, case: str) -> tuple[list, list, l
         selection += [dict(case=case, setting=name, network=net, w=w, heldout_rms=v if np.isfinite(v) else None,
                            chosen=w == chosen[(name, net)], study=net == study,
                            iterations=run_lengths[(name, net, w)]) for w, v in s.items()]
-    # 2. the physics-only forward check: the study network on L_RRE alone (equation, boundary fluxes, initial
-    # condition), no sensors; one network per candidate output range and initialization (the evaluation keeps the
-    # lowest final L_RRE)
-    none = np.zeros(c.obs.size, dtype=bool)
-    if cfg.forward.enabled:
-        for init in range(cfg.forward.inits):
-            for output_range in cfg.forward.output_range:
-                fit(c, case, "forward", "physics", none, cfg.forward.optimizer, "full", cfg.forward.iterations, 1.0,
-                    cfg.seed + 31, warmup=0, network=study, output_range=output_range, init=init)
-    # 3. Table 1 runs on all sensors
+    # 2. Table 1 runs on all sensors
     all_ = sets["table1"][0]
     table_data = {}
     for k, run in enumerate(cfg.runs):
@@ -121,7 +117,7 @@ def fit_case(ctx: StageContext, cfg: TrainCfg, case: str) -> tuple[list, list, l
         w = residual_weight(cfg, run, table_data[net], chosen[("table1", net)])
         fit(c, case, "table1", "run", all_, run.optimizer, run.batch, run.iterations, w, cfg.seed + 1000 * (k + 1),
             rule=weight_rule(cfg, run), override=run.residual_weight is not None, data=table_data[net], network=net)
-    # 4. studies: P-DL (w chosen by the protocol for that setting) vs data-only (w = 0), same network, budget
+    # 3. studies: P-DL (w chosen by the protocol for that setting) vs data-only (w = 0), same network, budget
     # and initialization, over st.seeds initializations
     for name, (mask, _) in sets.items():
         for init in range(st.seeds) if name != "table1" else ():
@@ -141,15 +137,48 @@ def fit_case(ctx: StageContext, cfg: TrainCfg, case: str) -> tuple[list, list, l
             fit(c, case, "soil", "soil", all_, st.soil.optimizer, "full", st.soil.iterations, w, cfg.seed + 23 + init,
                 rule="selected", soil=soil, data=table_data.get(study), warmup=st.soil.warmup, network=study,
                 init=init, save=lambda net, soil=soil: {"net": net.state_dict(), "soil": soil.state_dict()})
+    if part == "all":
+        forward_check(fit, c, cfg, case, study)
     return fit.runs, selection, fit.history, fit.timings
+
+
+def forward_check(fit: Recorder, c: CaseFit, cfg: TrainCfg, case: str, study: str) -> None:
+    """The physics-only forward check: the study network on L_RRE alone (equation, boundary fluxes, initial
+    condition), no sensors; one network per candidate output range and initialization, all on the same physics
+    points (the evaluation keeps the lowest final L_RRE). Model files are named by candidate, not run number."""
+    if not cfg.forward.enabled:
+        return
+    none = np.zeros(c.obs.size, dtype=bool)
+    for init in range(cfg.forward.inits):
+        for output_range in cfg.forward.output_range:
+            fit(c, case, "forward", "physics", none, cfg.forward.optimizer, "full", cfg.forward.iterations, 1.0,
+                cfg.seed + 31, warmup=0, network=study, output_range=output_range, init=init,
+                model_name=f"forward-physics-init{init}-{output_range}.pt")
+
+
+def forward_apart(cfg: TrainCfg) -> bool:
+    """Whether the forward check can train as its own job beside the case's other networks: only when the params
+    fix the study network (one candidate), so it need not wait for the protocol's choice."""
+    return cfg.forward.enabled and len(cfg.networks) == 1
+
+
+def join_parts(main: tuple, forward: tuple) -> tuple[list, list, list, dict]:
+    """One case's records from its main and forward parts, the forward runs numbered after the main ones (as
+    ``fit_case(part="all")`` numbers them)."""
+    runs, selection, history, timings = main
+    f_runs, _, f_history, f_timings = forward
+    shift = len(runs)
+    return (runs + [{**r, "run": r["run"] + shift} for r in f_runs], selection,
+            history + [{**h, "run": h["run"] + shift} for h in f_history], {**timings, **f_timings})
 
 
 def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
 
 
-def fit_case_in_worker(task: str, params: dict, data_dir: Path, case: str) -> tuple[list, list, list, dict]:
+def fit_case_in_worker(task: str, params: dict, data_dir: Path, case: str, part: str = "all"
+                       ) -> tuple[list, list, list, dict]:
     """``fit_case`` in a spawned worker process, with its own torch threads and compile cache."""
     cfg = parse_config(TrainCfg, params, "rre.train")
     torch.set_num_threads(cfg.threads or 1)
-    return fit_case(StageContext(task=task, params=params, data_dir=data_dir), cfg, case)
+    return fit_case(StageContext(task=task, params=params, data_dir=data_dir), cfg, case, part)

@@ -115,13 +115,18 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
 
 def _train_cases(ctx: StageContext, cfg: TrainCfg, device) -> tuple[list, list, list, dict]:
     """Every case's networks, records and timings. The cases share nothing (own seeds, own run numbering), so on
-    the CPU they train side by side, one process each; the records and model bytes are the same either way
-    (tests/rre/test_pipeline.py)."""
+    the CPU they train side by side in worker processes; a case's forward check is a job of its own where it can
+    be (a fixed study network), and the processes take the jobs as they free up, so one case's longer share does
+    not leave a core idle. The records and model bytes are the same either way (tests/rre/test_pipeline.py)."""
     n_proc = min(cfg.processes, len(cfg.cases)) if device.type == "cpu" else 1
     if n_proc > 1:
+        split = case_training.forward_apart(cfg)
+        names = [(case, part) for case in cfg.cases for part in (("main", "forward") if split else ("all",))]
         with multiprocessing.get_context("spawn").Pool(n_proc, initializer=case_training.ignore_sigint) as pool:
-            jobs = [(ctx.task, ctx.params, ctx.data_dir, case) for case in cfg.cases]
-            parts = pool.starmap(case_training.fit_case_in_worker, jobs)
+            jobs = [(ctx.task, ctx.params, ctx.data_dir, case, part) for case, part in names]
+            done = dict(zip(names, pool.starmap(case_training.fit_case_in_worker, jobs, chunksize=1)))
+        parts = [case_training.join_parts(done[(case, "main")], done[(case, "forward")]) if split
+                 else done[(case, "all")] for case in cfg.cases]
     else:
         parts = [case_training.fit_case(ctx, cfg, case) for case in cfg.cases]
     runs, selection, history, timings = [], [], [], {}

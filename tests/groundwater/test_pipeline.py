@@ -114,6 +114,26 @@ def test_interrupted_generation_resumes_without_duplicates(smoke_params, tmp_pat
     check_report_tables(section.markdown, m, artifacts.read_json(ctx.task_dir / "flow_train.json"))
 
 
+@pytest.mark.slow
+def test_extra_training_simulations_leave_the_validation_and_test_splits_unchanged(smoke_params, tmp_path, mf6_exe):
+    """generate.extra_train: the draw continues past n_sims and those simulations join the training split; the
+    first n_sims (ln K and heads, bit for bit) and their splits are those of a run without them."""
+    base = _ctx(smoke_params, tmp_path / "base")
+    p = copy.deepcopy(smoke_params)
+    p["groundwater"]["generate"]["extra_train"] = 5
+    more = _ctx(p, tmp_path / "more")
+    for ctx in (base, more):
+        pipeline.generate(ctx)
+    first, extended = (pq.read_table(ctx.task_dir / "simulations.parquet").to_pylist() for ctx in (base, more))
+    cfg = smoke_params["groundwater"]["generate"]
+    assert extended[:len(first)] == first and len(extended) == len(first) + 5
+    assert [r["sim_id"] for r in extended[len(first):]] == list(range(cfg["n_sims"], cfg["n_sims"] + 5))
+    assert {r["split"] for r in extended[len(first):]} == {"train"}
+    assert artifacts.read_json(more.task_dir / "generate.json")["n_train"] == cfg["n_train"] + 5
+    _, lnk, _ = pipeline.store.read_split(more.task_dir, "train")
+    assert len(lnk) == cfg["n_train"] + 5
+
+
 def test_failed_runs_are_counted_and_kept_out(smoke_params, tmp_path, mf6_exe, monkeypatch):
     ctx = _ctx(smoke_params, tmp_path)
     real_run = ModelPool.run

@@ -157,7 +157,8 @@ def info(lock: Annotated[Optional[Path], typer.Option(
     rows = [("phys-ml", __version__), ("python", platform.python_version()),
             ("device (auto)", str(resolve_device("auto"))), ("torch threads", str(torch.get_num_threads())),
             *environment.version_rows(locked), ("dvc", environment.installed_version("dvc") or "not installed"),
-            ("mf6", _mf6_line())]
+            ("mf6", _mf6_line()),
+            ("cpu", _cpu_line(environment, environment.default_lock_path().parent / "reports"))]
     if locked is not None:
         moved = environment.mismatches(locked)
         rows.append(("uv.lock", f"{lock_path}: " + (f"{len(moved)} installed version(s) differ: "
@@ -166,6 +167,14 @@ def info(lock: Annotated[Optional[Path], typer.Option(
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+def _cpu_line(environment, reports_dir: Path) -> str:
+    """This CPU's kind, and whether it is the one the committed results were written on."""
+    here, recorded = environment.cpu_kind(), environment.recorded_cpu_kind(reports_dir)
+    verdict = ("no reports/machine.json to compare" if recorded is None else "= reports/machine.json"
+               if recorded == here else "reports/machine.json names another: outputs may differ in the last bits")
+    return f"{environment.describe_cpu_kind(here)}  ({verdict})"
 
 
 def _mf6_line() -> str:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 import re
 from pathlib import Path
+
+from phys_ml.environment import MACHINE_FILE, cpu_kind, describe_cpu_kind
 
 from .common.artifacts import atomic_path
 from .common.report import ReportSection
@@ -44,10 +47,14 @@ def md_text(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
-def render_markdown(title: str, sections, missing, out_dir: Path) -> str:
+def render_markdown(title: str, sections, missing, out_dir: Path, cpu: dict | None = None) -> str:
     parts = [f"# {md_text(title)}\n"]
     parts.append("Each table sets the paper's published numbers beside ours; our numbers come from the artifacts "
                  "under `data/` produced by `dvc repro` with the params in `params.yaml`.\n")
+    if cpu is not None:
+        parts.append(f"Written on {md_text(describe_cpu_kind(cpu))} (`{MACHINE_FILE}`): MKL and OpenBLAS pick "
+                     "their kernels by CPU, so another kind of CPU gives other last bits with the same versions, "
+                     "and the chaotic or long computations carry them further.\n")
     if missing:
         parts.append("**Not run:** " + ", ".join(f"`{m}` ({TASKS[m].title})" for m in missing) + "\n")
     for name, section in sections:
@@ -109,11 +116,15 @@ def report_figures(sections, data_dir: Path) -> set[Path]:
 
 
 def build_report(data_dir: Path, out_dir: Path, title: str) -> tuple[Path, Path, list[str], list[str]]:
-    """Write report.md and report.html under ``out_dir``; returns their paths, the tasks shown and not run."""
+    """Write report.md, report.html and machine.json (the CPU kind, see phys_ml.environment.cpu_kind) under
+    ``out_dir``; returns the paths of the first two, the tasks shown and not run."""
     sections, missing = collect_sections(data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md = render_markdown(title, sections, missing, out_dir)
+    cpu = cpu_kind()
+    md = render_markdown(title, sections, missing, out_dir, cpu)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    with atomic_path(out_dir / MACHINE_FILE) as tmp:  # the CPU kind the results were written on
+        tmp.write_text(json.dumps({"cpu": cpu}, indent=1) + "\n")
     with atomic_path(md_path) as tmp:
         tmp.write_text(md)
     with atomic_path(html_path) as tmp:

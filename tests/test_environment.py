@@ -38,3 +38,32 @@ def test_info_names_a_version_that_is_not_the_locked_one(tmp_path, project_root)
     line = next(ln for ln in other.stdout.splitlines() if ln.startswith("pyarrow "))
     assert "uv.lock pins 1.0.0" in line
     assert "1 installed version(s) differ: pyarrow" in other.stdout
+
+
+INTEL = """processor\t: 0
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
+flags\t\t: fpu sse sse2 sse4_2 avx fma avx2 avx512f avx512bw rdrand
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+"""
+AMD = INTEL.replace("GenuineIntel", "AuthenticAMD").replace("avx512f avx512bw ", "")
+
+
+def test_cpu_kind_names_what_the_numerical_libraries_dispatch_on():
+    intel, amd = environment.cpu_kind(INTEL), environment.cpu_kind(AMD)
+    assert intel["vendor"] == "GenuineIntel" and intel["family"] == "6" and intel["model"] == "143"
+    assert intel["features"] == ["sse4_2", "avx", "fma", "avx2", "avx512f", "avx512bw"]  # rdrand decides nothing
+    assert amd["features"] == ["sse4_2", "avx", "fma", "avx2"] and amd != intel
+    assert environment.cpu_kind(INTEL) == intel  # the same machine, the same kind
+    assert "GenuineIntel family 6 model 143" in environment.describe_cpu_kind(intel)
+
+
+def test_the_recorded_cpu_kind_is_read_from_machine_json(tmp_path):
+    assert environment.recorded_cpu_kind(tmp_path) is None
+    (tmp_path / environment.MACHINE_FILE).write_text('{"cpu": {"machine": "x86_64"}}')
+    assert environment.recorded_cpu_kind(tmp_path) == {"machine": "x86_64"}
+    (tmp_path / environment.MACHINE_FILE).write_text("not json")
+    assert environment.recorded_cpu_kind(tmp_path) is None

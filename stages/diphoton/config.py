@@ -62,6 +62,8 @@ class TrainConfig(Config):
     # one bandwidth (the paper's kernel) or several: the kernel is then the mean of the Gaussian kernels
     mmd_sigma: float | list[float] = Field(union_mode="left_to_right")
     mmd_form: Literal["standard", "paper"]
+    # columns the MMD kernel compares beside the flow's features (kernel_features.py): "pt" (GeV), "log_m_gg"
+    mmd_extra: list[Literal["pt", "log_m_gg"]] = Field(default_factory=list)
     mdmm_epsilon_rel: float = Field(ge=0)  # epsilon = (1 + rel) * data-vs-data MMD (paper: 2.01 vs 1.98)
     mdmm_damping: float = Field(ge=0)
     mdmm_lambda_lr: float = Field(gt=0)

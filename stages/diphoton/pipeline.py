@@ -106,6 +106,7 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
     for loss in cfg.losses:
         index = LOSSES.index(loss)  # a loss's seeds do not depend on which other losses are listed
         tfenv.setup(cfg.seed + 1000 * index, cfg.threads)
+        from .kernel_features import KernelFeatures
         from .training import NonFinite, Trainer, build_flow
 
         out = model_dir(task_dir, loss)
@@ -114,7 +115,8 @@ def train(ctx: StageContext, subtask: str | None = None) -> None:
         run_cfg = cfg.model_copy(update={"seed": cfg.seed + 1000 * index, "epochs": cfg.epochs_for(loss)})
         flow = build_flow(run_cfg)
         trainer = Trainer(flow, loss, run_cfg, z["mc_tr"], z["data_tr"], z["mc_val"], z["data_val"],
-                          physical=lambda x: reorder_by_pt(to_physical_range(_unstandardize(x, sc), *limits)[0])[0])
+                          physical=lambda x: reorder_by_pt(to_physical_range(_unstandardize(x, sc), *limits)[0])[0],
+                          kernel=KernelFeatures(cfg.mmd_extra, sc, z["data_tr"]))
         saver = store.CheckpointSaver(flow, trainer, out)
         ctx.console.print(f"diphoton train {loss}: at most {run_cfg.epochs} epochs x {trainer.steps_per_epoch} "
                           f"steps of {trainer.batch} events")
@@ -237,6 +239,7 @@ def evaluate(ctx: StageContext, subtask: str | None = None) -> None:
                         "hidden_units": tcfg.hidden_units,
                         "batch_size": tcfg.batch_size, "batch_size_mmd": tcfg.batch_size_mmd,
                         "mmd_form": tcfg.mmd_form, "mmd_sigma": tcfg.mmd_sigma, "log_pt": tcfg.log_pt,
+                        "mmd_extra": tcfg.mmd_extra,
                         "mdmm_epsilon_rel": tcfg.mdmm_epsilon_rel,
                         "cost": {k: {"epochs": len(h["epoch"]), "steps_per_epoch": h["steps_per_epoch"],
                                      "batch": h["batch"]} for k, h in histories.items()}}

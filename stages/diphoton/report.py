@@ -23,6 +23,13 @@ def _bandwidths(sigma) -> str:
     return f"{sigma:g}"
 
 
+def _extra_columns(s: dict) -> str:
+    """The columns the MMD kernel compares beside the flow's features (diphoton.train.mmd_extra)."""
+    names = {"pt": "pT (GeV)", "log_m_gg": "log m_gg"}
+    extra = [names[c] for c in s.get("mmd_extra", [])]
+    return f" plus standardized {' and '.join(extra)} (beyond the paper's kernel)" if extra else ""
+
+
 def _setup_line(s: dict | None) -> str:
     if not s:
         return ""
@@ -32,7 +39,7 @@ def _setup_line(s: dict | None) -> str:
     return (f"Flow: {s['n_blocks']} MAF blocks of {' x '.join(map(str, s['hidden_units']))} ReLU, at most {epochs} "
             f"epochs, batches {s['batch_size']} (log, KL) and {s['batch_size_mmd']} (MMD, MDMM), MMD form "
             f"{s['mmd_form']} with sigma {_bandwidths(s.get('mmd_sigma', 0.1))} on standardized "
-            f"{'log pT, eta, phi' if s.get('log_pt') else 'pT, eta, phi'}, MDMM epsilon "
+            f"{'log pT, eta, phi' if s.get('log_pt') else 'pT, eta, phi'}{_extra_columns(s)}, MDMM epsilon "
             f"{1 + s['mdmm_epsilon_rel']:.4g} x data-vs-data (paper: 10 blocks of 128 x 128, 1000 epochs, batches "
             f"25,600 and 1,000, sigma 0.1, 6.5 M events).")
 

@@ -167,8 +167,10 @@ class Trainer:
     checkpoint there)."""
 
     def __init__(self, flow: ConditionalMAF, loss: str, cfg: TrainConfig, mc_train, data_train, mc_val, data_val,
-                 physical: Callable[[np.ndarray], np.ndarray] | None = None):
+                 physical: Callable[[np.ndarray], np.ndarray] | None = None, kernel: Callable | None = None):
         self.flow, self.loss, self.cfg = flow, loss, cfg
+        # what the MMD kernel compares (kernel_features.KernelFeatures; default: the flow's features)
+        self.kernel = kernel or (lambda z: tf.convert_to_tensor(z, tf.float32))
         self.mc, self.data = np.asarray(mc_train, np.float32), np.asarray(data_train, np.float32)
         self.mc_val, self.data_val = np.asarray(mc_val, np.float32), np.asarray(data_val, np.float32)
         self.batch = min(batch_size(cfg, loss), len(self.mc), len(self.data))
@@ -187,7 +189,7 @@ class Trainer:
                                          (len(sub) / self.batch) ** 0.2)  # the bandwidth of a batch-sized KDE
             self.p_data = tf.constant(losses.kde_on_grid_chunked(sub, self.grid.numpy(), self.bandwidth.numpy()))
         if loss in ("mmd", "mdmm"):
-            self.history.data_mmd = data_mmd_level(self.data, cfg, self.rng)
+            self.history.data_mmd = data_mmd_level(np.asarray(self.kernel(self.data)), cfg, self.rng)
             self.history.epsilon = (1.0 + cfg.mdmm_epsilon_rel) * self.history.data_mmd
         self.scorer = ValidationScore(self.mc_val, self.data_val, cfg, cfg.seed, physical)
         spec = tf.TensorSpec([None, flow.dim], tf.float32)
@@ -205,7 +207,7 @@ class Trainer:
         if self.loss == "kl":
             kl = losses.kde_kl(self.p_data, gen, self.grid, self.bandwidth)
             return kl, kl, tf.constant(0.0)
-        mmd = losses.mmd(gen, x_ref, cfg.mmd_sigmas, cfg.mmd_form)
+        mmd = losses.mmd(self.kernel(gen), self.kernel(x_ref), cfg.mmd_sigmas, cfg.mmd_form)
         if self.loss == "mmd":
             return mmd, tf.constant(0.0), mmd
         kl = losses.kde_kl(self.p_data, gen, self.grid, self.bandwidth)

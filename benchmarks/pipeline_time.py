@@ -34,11 +34,18 @@ def main() -> int:
     args, dvc_args = ap.parse_known_args()
     t0 = time.time()
     seen: list[tuple[float, str]] = []
-    with subprocess.Popen(["dvc", "repro", *dvc_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # unbuffered:
+    venv_dvc = Path(sys.executable).with_name("dvc")  # the dvc installed beside this python, else the one on PATH
+    dvc = str(venv_dvc) if venv_dvc.exists() else "dvc"
+    with subprocess.Popen([dvc, "repro", *dvc_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # unbuffered:
                           text=True, bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
-        for line in proc.stdout:
-            seen.append((time.time(), line.rstrip("\n")))
-            sys.stdout.write(line)
+        try:
+            for line in proc.stdout:
+                seen.append((time.time(), line.rstrip("\n")))
+                sys.stdout.write(line)
+        except KeyboardInterrupt:  # dvc got the same Ctrl-C (one process group): let it stop its stage cleanly
+            proc.wait()
+            print("interrupted: no total measured (dvc stopped; rerun `dvc repro` to finish)", file=sys.stderr)
+            return 130
     end = time.time()
     times = stage_times(seen, end)
     result = {"rc": proc.returncode, "total_s": round(end - t0, 1), "stages_s": times}

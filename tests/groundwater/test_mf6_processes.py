@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -89,7 +90,8 @@ def test_a_broken_mf6_stops_the_stage_after_failures_in_a_row(smoke_params, tmp_
                             timeout=300)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: 3 MODFLOW runs in a row failed outside the model")
+    # the third failure stops the stage; the other worker's run, in flight then, can fail too before it stops
+    assert len(lines) == 1 and re.match(r"error: [34] MODFLOW runs in a row failed outside the model", lines[0])
     assert reason in lines[0] and str(fake) in lines[0] and "max_consecutive_failures = 3" in lines[0]
     assert len(_pids(tmp_path)) <= 3 + 1  # the third failure stops the stage: at most one other run was in flight
     assert not list((tmp_path / "data" / "groundwater").glob("*.parquet"))
